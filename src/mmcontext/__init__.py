@@ -1,0 +1,29 @@
+"""mmcontext: single cells and natural language in one embedding space.
+
+``pp``, ``tl`` and ``pl`` import cheaply; torch, sentence-transformers and datasets load
+only when a function that needs them runs.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import datasets, pl, pp, tl
+from ._settings import settings
+
+try:
+    __version__ = version("mmcontext")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+
+def __getattr__(name: str):
+    # `mmc.models` pulls in torch / sentence-transformers, so it is imported on first use.
+    if name == "models":
+        from . import models
+
+        return models
+    raise AttributeError(f"module 'mmcontext' has no attribute {name!r}")
+
+
+__all__ = ["datasets", "models", "pl", "pp", "settings", "tl", "__version__"]

@@ -1,0 +1,46 @@
+"""Every AnnData key that mmcontext reads or writes by default, in one place."""
+
+from __future__ import annotations
+
+import re
+
+#: ``uns`` entry holding provenance and parameters of every mmcontext result.
+UNS = "mmcontext"
+
+#: ``obsm`` key of the initial embedding written by :func:`mmcontext.pp.prepare`.
+X_INIT = "X_mmc_init"
+#: ``obsm`` key of the joint cell embedding written by :func:`mmcontext.tl.embed`.
+X_MMC = "X_mmc"
+#: ``obs`` column of captions written by :func:`mmcontext.pp.captions`.
+CAPTION = "mmc_caption"
+#: ``obs`` column prefix of query scores written by :func:`mmcontext.tl.query`.
+QUERY_PREFIX = "mmc_"
+#: ``obs`` columns of zero-shot labels written by :func:`mmcontext.tl.annotate`.
+LABEL = "mmc_label"
+#: ``obsm`` key of the cell x label score matrix written by :func:`mmcontext.tl.annotate`.
+LABEL_SCORES = "mmc_label_scores"
+
+#: ``obs`` columns tried, in order, as the cell type when captions are built automatically.
+CELL_TYPE_CANDIDATES = (
+    "cell_type",
+    "celltype",
+    "cell_types",
+    "cell_type_label",
+    "cell_ontology_class",
+    "bulk_labels",
+    "labels",
+    "annotation",
+    "cell_label",
+)
+
+
+def query_key(query: str, prefix: str = QUERY_PREFIX) -> str:
+    """Return the ``obs`` column name used for the scores of ``query``.
+
+    Lower-cases the text and replaces every run of characters other than letters and digits
+    by one underscore: ``"Natural killer cells"`` -> ``"mmc_natural_killer_cells"``.
+    """
+    slug = re.sub(r"[^0-9a-zA-Z]+", "_", query.strip().lower()).strip("_")
+    if not slug:
+        raise ValueError(f"Query {query!r} has no letters or digits to name its column; pass `key_added=`.")
+    return f"{prefix}{slug}"

@@ -1,0 +1,255 @@
+"""MMContextEncoder: a stock SentenceTransformer with a text route and an omics route."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Router
+
+from ._omics import OmicsEncoder
+from ._processor import MMContextProcessor
+from ._text import DEFAULT_TEXT_MODEL, text_modules
+
+logger = logging.getLogger("mmcontext")
+
+TEXT = "text"
+OMICS = "omics"
+
+
+class MMContextEncoder(SentenceTransformer):
+    """Cells and texts in one normalised embedding space.
+
+    The model is ``Router({"text": [text tower...], "omics": [OmicsEncoder]}) -> Normalize`` built
+    from stock sentence-transformers modules, so ``encode``, ``similarity``, ``save_pretrained`` and
+    ``push_to_hub`` work as for any ``SentenceTransformer``. Create a new one with :meth:`build`; load
+    a saved one with ``MMContextEncoder(path)`` or :func:`mmcontext.models.load` (plain
+    ``SentenceTransformer(path, trust_remote_code=True)`` works too).
+
+    Texts go to the text route by default; cells need ``task="omics"`` in ``encode`` or the
+    :meth:`encode_cells` shortcut, which takes a matrix of initial embeddings.
+    """
+
+    def __init__(self, model_name_or_path: str | None = None, *args, trust_remote_code: bool = True, **kwargs) -> None:
+        # mmcontext's own module classes are named by import path in the saved folder; they are
+        # installed code, so trusting them by default is what a user loading an mmcontext model wants.
+        super().__init__(model_name_or_path, *args, trust_remote_code=trust_remote_code, **kwargs)
+
+    @classmethod
+    def build(
+        cls,
+        input_dim: int,
+        *,
+        text_model: str | None = None,
+        hidden_dim: int = 512,
+        n_layers: int = 2,
+        dropout: float = 0.1,
+        text_adapter: bool = False,
+        embedding_dim: int | None = None,
+        input_space: dict[str, Any] | None = None,
+        device: str | None = None,
+        seed: int | None = 0,
+    ) -> MMContextEncoder:
+        """Create an untrained model.
+
+        Parameters
+        ----------
+        input_dim
+            Length of the cells' initial embedding vectors.
+        text_model
+            Any sentence-transformers model name or path; default: the bundled all-MiniLM-L6-v2.
+        hidden_dim, n_layers, dropout
+            Shape of the omics adapter MLP (see :class:`~mmcontext.models.OmicsEncoder`).
+        text_adapter
+            Add a trainable linear layer after the text tower. Without it (default) cells are mapped
+            into the text model's own space, which keeps what the text model knows about language.
+        embedding_dim
+            Dimension of the joint space; only with ``text_adapter=True`` may it differ from the
+            text model's dimension.
+        input_space
+            Description of the initial embedding, stored with the model.
+        device
+            Torch device; default from :attr:`mmcontext.settings.device`.
+        seed
+            Seed for the initial weights of the new layers (``None``: not seeded).
+        """
+        if seed is not None:
+            torch.manual_seed(seed)
+        text = text_modules(text_model)
+        text_dim = next(m for m in reversed(text) if hasattr(m, "get_embedding_dimension")).get_embedding_dimension()
+        if embedding_dim is not None and embedding_dim != text_dim and not text_adapter:
+            raise ValueError(
+                f"embedding_dim={embedding_dim} differs from the text model's dimension {text_dim}; "
+                "pass text_adapter=True to project text into a space of another size."
+            )
+        dim = embedding_dim or text_dim
+        if text_adapter:
+            text.append(Dense(text_dim, dim, activation_function=torch.nn.Identity()))
+        omics = OmicsEncoder(input_dim, dim, hidden_dim=hidden_dim, n_layers=n_layers, dropout=dropout,
+                             input_space=input_space)
+        router = Router({TEXT: text, OMICS: [omics]}, default_route=TEXT)
+        model = cls(modules=[router, Normalize()], device=_device(device))
+        model.model_card_data.base_model = text_model or DEFAULT_TEXT_MODEL
+        return model
+
+    # -- parts ---------------------------------------------------------------------------------
+    @property
+    def router(self) -> Router:
+        """The Router holding the text and omics routes."""
+        return self[0]
+
+    @property
+    def omics_encoder(self) -> OmicsEncoder:
+        """The omics tower."""
+        return self.router.sub_modules[OMICS][0]
+
+    @property
+    def text_modules(self) -> list[torch.nn.Module]:
+        """The modules of the text route, in order."""
+        return list(self.router.sub_modules[TEXT])
+
+    @property
+    def processor(self) -> MMContextProcessor:
+        """The processor that resolves cell references to vectors."""
+        return self.omics_encoder.processor
+
+    @property
+    def input_dim(self) -> int:
+        """Length of the initial embedding vectors the omics tower expects."""
+        return self.omics_encoder.input_dim
+
+    def set_text_trainable(self, layers: int | str | bool = False) -> None:
+        """Freeze the text tower, or let all (``True``/``"all"``) or its top ``layers`` layers train.
+
+        Adapter layers after the text encoder (``text_adapter=True``) always train.
+        """
+        encoder = self.text_modules[0]
+        params = list(encoder.parameters())
+        for p in params:
+            p.requires_grad = layers is True or layers == "all"
+        if isinstance(layers, int) and not isinstance(layers, bool) and layers > 0:
+            blocks = _transformer_blocks(encoder)
+            if not blocks:
+                raise ValueError(f"Cannot find transformer layers in {type(encoder).__name__} to unfreeze.")
+            for block in blocks[-layers:]:
+                for p in block.parameters():
+                    p.requires_grad = True
+        self._frozen = [encoder] if not any(p.requires_grad for p in params) else []
+
+    def train(self, mode: bool = True) -> MMContextEncoder:
+        """Set training mode; a frozen text tower stays in eval mode (no dropout) so its outputs are stable."""
+        super().train(mode)
+        for module in getattr(self, "_frozen", []):
+            module.eval()
+        return self
+
+    # -- encoding ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_cells(
+        self,
+        X: Any,
+        *,
+        batch_size: int = 1024,
+        show_progress_bar: bool | None = None,
+        normalize: bool = True,
+    ) -> np.ndarray:
+        """Embed cells given as a matrix of initial embeddings (cells x :attr:`input_dim`).
+
+        Equivalent to ``model.encode(list(X), task="omics")`` without the per-row Python overhead.
+        Each cell's embedding depends only on its own vector, never on the batch.
+
+        Returns
+        -------
+        float32 array of shape ``(n_cells, embedding_dim)``; rows are unit length when ``normalize``.
+        """
+        from tqdm.auto import tqdm
+
+        from .._settings import settings
+        from .._validation import as_float_matrix, check_dim
+
+        X = as_float_matrix(X, what="Cell matrix")
+        check_dim(X.shape[1], self.input_dim, what="Cell matrix", fix=_dim_fix(self))
+        was_training = self.training
+        self.eval()
+        try:
+            omics = self.omics_encoder
+            out = np.empty((X.shape[0], omics.output_dim), dtype=np.float32)
+            show = settings.progress if show_progress_bar is None else show_progress_bar
+            starts = range(0, X.shape[0], batch_size)
+            for start in tqdm(starts, desc="Embedding cells", disable=not show or len(starts) < 2):
+                chunk = torch.from_numpy(X[start : start + batch_size]).to(self.device)
+                emb = omics({"input_values": chunk})["sentence_embedding"]
+                if normalize:
+                    emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+                out[start : start + len(chunk)] = emb.float().cpu().numpy()
+        finally:
+            self.train(was_training)
+        return out
+
+    def encode_text(self, texts: list[str], *, batch_size: int = 64, show_progress_bar: bool | None = None,
+                    **kwargs) -> np.ndarray:
+        """Embed texts (unit-length rows); keyword arguments go to :meth:`encode`."""
+        from .._settings import settings
+
+        show = settings.progress if show_progress_bar is None else show_progress_bar
+        return self.encode(list(texts), task=TEXT, batch_size=batch_size, convert_to_numpy=True,
+                           show_progress_bar=show and len(texts) > batch_size, **kwargs).astype(np.float32)
+
+
+def _transformer_blocks(encoder: torch.nn.Module) -> list[torch.nn.Module]:
+    for name, module in encoder.named_modules():
+        if name.endswith(("encoder.layer", "layers", "encoder.layers", "h")) and isinstance(module, torch.nn.ModuleList):
+            return list(module)
+    return []
+
+
+def _dim_fix(model: MMContextEncoder) -> str:
+    space = model.omics_encoder.input_space
+    where = f" (trained on {space})" if space else ""
+    return f"Use the same initial embedding as the model{where}, e.g. `mmc.pp.prepare(adata, reference=model)`."
+
+
+def _device(device: str | None) -> str | None:
+    from .._settings import settings
+
+    device = device or settings.device
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContextEncoder:
+    """Load a saved mmcontext model from a local folder or a Hugging Face Hub repository.
+
+    Parameters
+    ----------
+    name_or_path
+        A folder written by ``model.save_pretrained`` or a Hub repository id.
+    device
+        Torch device; default from :attr:`mmcontext.settings.device`.
+    **kwargs
+        Passed to :class:`~sentence_transformers.SentenceTransformer` (``revision``, ``token``,
+        ``cache_folder``, ``local_files_only``, ...).
+
+    Examples
+    --------
+    >>> model = mmc.models.load("my_model")  # doctest: +SKIP
+    """
+    import os
+
+    if os.path.isdir(name_or_path) and not os.path.isfile(os.path.join(name_or_path, "modules.json")):
+        raise FileNotFoundError(
+            f"{name_or_path!r} has no modules.json; it is not a saved sentence-transformers model "
+            "(or it was only partly written)."
+        )
+    model = MMContextEncoder(name_or_path, device=_device(device), **kwargs)
+    if not isinstance(model[0], Router) or OMICS not in model[0].sub_modules:
+        raise ValueError(f"{name_or_path!r} is a sentence-transformers model without an omics route; not an mmcontext model.")
+    return model

@@ -1,0 +1,133 @@
+"""The omics tower: a sentence-transformers input module from initial embeddings to the joint space."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from sentence_transformers.sentence_transformer.modules import InputModule
+from torch import nn
+
+from ._processor import MMContextProcessor
+
+
+class OmicsEncoder(InputModule):
+    """Adapter MLP from a cell's initial embedding to the joint embedding space.
+
+    Inputs are standardised with a per-feature mean and scale fitted on the training cells
+    (:meth:`fit_scaler`, saved with the weights), then passed through ``n_layers`` linear layers
+    with GELU and dropout between them. Cell references are resolved to vectors by
+    :attr:`processor` (an :class:`~mmcontext.models.MMContextProcessor`).
+
+    Parameters
+    ----------
+    input_dim
+        Length of the initial embedding vectors.
+    output_dim
+        Dimension of the joint space (the text tower's output dimension).
+    hidden_dim
+        Width of the hidden layers.
+    n_layers
+        Number of linear layers (1 = a linear projection).
+    dropout
+        Dropout probability between layers during training.
+    input_space
+        JSON-serialisable description of the initial embedding the model was trained on
+        (e.g. ``{"method": "pca", "obsm_key": "X_pca"}``), checked when new data is embedded.
+    """
+
+    config_keys = ["input_dim", "output_dim", "hidden_dim", "n_layers", "dropout", "input_space"]
+    save_in_root = False
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        hidden_dim: int = 512,
+        n_layers: int = 2,
+        dropout: float = 0.1,
+        input_space: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if input_dim < 1 or output_dim < 1 or n_layers < 1:
+            raise ValueError(f"input_dim, output_dim and n_layers must be >= 1, got {input_dim}, {output_dim}, {n_layers}.")
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.hidden_dim = int(hidden_dim)
+        self.n_layers = int(n_layers)
+        self.dropout = float(dropout)
+        self.input_space = dict(input_space or {})
+        self.register_buffer("input_mean", torch.zeros(self.input_dim))
+        self.register_buffer("input_scale", torch.ones(self.input_dim))
+        dims = [self.input_dim] + [self.hidden_dim] * (self.n_layers - 1) + [self.output_dim]
+        layers: list[nn.Module] = []
+        for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+            layers.append(nn.Linear(d_in, d_out))
+            if i < len(dims) - 2:
+                layers += [nn.GELU(), nn.Dropout(self.dropout)]
+        self.net = nn.Sequential(*layers)
+        self.processor = MMContextProcessor()
+
+    @property
+    def modalities(self) -> list[str]:  # noqa: D102
+        return ["omics"]
+
+    def fit_scaler(self, X: np.ndarray) -> None:
+        """Set the input standardisation from the training matrix ``X`` (cells x ``input_dim``)."""
+        X = np.asarray(X, dtype=np.float64)
+        scale = X.std(axis=0)
+        scale[scale < 1e-8] = 1.0
+        self.input_mean.copy_(torch.as_tensor(X.mean(axis=0), dtype=self.input_mean.dtype))
+        self.input_scale.copy_(torch.as_tensor(scale, dtype=self.input_scale.dtype))
+
+    def preprocess(self, inputs: Sequence[Any], prompt: str | None = None, **kwargs) -> dict[str, torch.Tensor]:
+        """Resolve cell references or vectors to ``{"input_values": (n, input_dim) tensor}``."""
+        return {"input_values": self.processor(inputs, self.input_dim)}
+
+    def forward(self, features: dict[str, torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:
+        """Write ``sentence_embedding`` from ``input_values``."""
+        x = features["input_values"].to(device=self.input_mean.device, dtype=self.input_mean.dtype)
+        features["sentence_embedding"] = self.net((x - self.input_mean) / self.input_scale)
+        return features
+
+    def get_embedding_dimension(self) -> int:  # noqa: D102
+        return self.output_dim
+
+    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:  # noqa: D102
+        self.save_config(output_path)
+        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
+
+    @classmethod
+    def load(
+        cls,
+        model_name_or_path: str,
+        subfolder: str = "",
+        token: bool | str | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        **kwargs,
+    ) -> OmicsEncoder:
+        """Load the module (config and weights) from a local folder or a Hub repository."""
+        hub = {
+            "subfolder": subfolder,
+            "token": token,
+            "cache_folder": cache_folder,
+            "revision": revision,
+            "local_files_only": local_files_only,
+        }
+        config = cls.load_config(model_name_or_path, **hub)
+        if not config:
+            raise FileNotFoundError(f"No {cls.config_file_name} for the omics tower in {model_name_or_path!r}/{subfolder}.")
+        model = cls(**config)
+        cls.load_torch_weights(model_name_or_path, model=model, **hub)
+        return model
+
+    def __repr__(self) -> str:
+        return f"OmicsEncoder(input_dim={self.input_dim}, output_dim={self.output_dim}, n_layers={self.n_layers})"
+
+
+# The class is saved by import path in router_config.json: keep that path public and stable.
+OmicsEncoder.__module__ = "mmcontext.models"

@@ -1,0 +1,112 @@
+"""Turn cell references into the vectors the omics tower reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+#: Separator between a store name and a cell name in a cell reference: ``"pbmc:AAACATACAACCAC-1"``.
+REF_SEP = ":"
+
+
+class VectorStore(Protocol):
+    """Anything that maps cell ids to rows of initial-embedding vectors."""
+
+    name: str
+    dim: int
+
+    def rows(self, ids: Sequence[str]) -> np.ndarray:
+        """Return the vectors of ``ids`` in order, shape ``(len(ids), dim)``; KeyError for unknown ids."""
+
+
+class ArrayStore:
+    """An in-memory store: cell ids and a matrix of their initial embeddings (e.g. ``adata.obsm``)."""
+
+    def __init__(self, name: str, ids: Sequence[str], X: np.ndarray) -> None:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[0] != len(ids):
+            raise ValueError(f"Store {name!r}: {len(ids)} ids but a matrix of shape {X.shape}.")
+        self.name = name
+        self.index = pd.Index(ids)
+        if not self.index.is_unique:
+            raise ValueError(f"Store {name!r}: cell ids are not unique.")
+        self.X = X
+        self.dim = X.shape[1]
+
+    def rows(self, ids: Sequence[str]) -> np.ndarray:  # noqa: D102
+        pos = self.index.get_indexer(ids)
+        if (pos < 0).any():
+            missing = [ids[i] for i in np.flatnonzero(pos < 0)[:3]]
+            raise KeyError(f"Cell ids {missing!r} not found in store {self.name!r} ({len(self.index)} cells).")
+        return self.X[pos]
+
+    def __repr__(self) -> str:
+        return f"ArrayStore(name={self.name!r}, n={len(self.index)}, dim={self.dim})"
+
+
+class MMContextProcessor:
+    """Resolve omics inputs to a float tensor.
+
+    Accepts, per input: a cell reference ``"<store>:<cell id>"`` (or a bare cell id when one store is
+    registered), a ``{"omics": vector}`` dict, or a vector (list, tuple, numpy array or tensor).
+    Stores are registered with :meth:`add_store`; the processor holds no vectors itself.
+    """
+
+    def __init__(self) -> None:
+        self.stores: dict[str, VectorStore] = {}
+
+    def add_store(self, store: VectorStore) -> None:
+        """Register ``store`` under ``store.name`` (replacing a store of the same name)."""
+        self.stores[store.name] = store
+
+    def remove_store(self, name: str) -> None:
+        """Forget the store called ``name``."""
+        self.stores.pop(name, None)
+
+    def ref(self, store: str, cell_id: str) -> str:
+        """Build the reference string of ``cell_id`` in ``store``."""
+        return f"{store}{REF_SEP}{cell_id}"
+
+    def _split(self, ref: str) -> tuple[str, str]:
+        name, sep, cell = ref.partition(REF_SEP)
+        if sep and name in self.stores:
+            return name, cell
+        if len(self.stores) == 1:
+            return next(iter(self.stores)), ref
+        if not self.stores:
+            raise KeyError(
+                f"Cell reference {ref!r} cannot be resolved: no vector store is registered. Pass vectors instead "
+                "(e.g. `model.encode_cells(adata.obsm[...])`) or register one with `processor.add_store(...)`."
+            )
+        raise KeyError(f"Cell reference {ref!r} names no registered store; stores: {sorted(self.stores)}.")
+
+    def __call__(self, inputs: Sequence[Any], dim: int) -> torch.Tensor:
+        """Return a ``(len(inputs), dim)`` float32 tensor for ``inputs``."""
+        out = np.empty((len(inputs), dim), dtype=np.float32)
+        by_store: dict[str, tuple[list[int], list[str]]] = {}
+        for i, item in enumerate(inputs):
+            if isinstance(item, dict):
+                item = item.get("omics", item)
+            if isinstance(item, str):
+                store, cell = self._split(item)
+                pos, ids = by_store.setdefault(store, ([], []))
+                pos.append(i)
+                ids.append(cell)
+                continue
+            vec = item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item, dtype=np.float32)
+            if vec.shape != (dim,):
+                raise ValueError(f"Omics input {i} has shape {vec.shape}; the model expects vectors of length {dim}.")
+            out[i] = vec
+        for store, (pos, ids) in by_store.items():
+            rows = self.stores[store].rows(ids)
+            if rows.shape[1] != dim:
+                raise ValueError(f"Store {store!r} holds {rows.shape[1]}-d vectors; the model expects {dim}.")
+            out[pos] = rows
+        return torch.from_numpy(out)
+
+    def __repr__(self) -> str:
+        return f"MMContextProcessor(stores={list(self.stores.values())!r})"

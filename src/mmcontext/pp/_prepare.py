@@ -1,0 +1,210 @@
+"""Initial embeddings: the vectors the omics tower reads, written to ``obsm``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from scipy import sparse
+
+from .. import _keys
+from .._logging import log_added, logger
+from .._provenance import record
+from .._validation import as_float_matrix, check_adata, check_writable, get_obsm
+from ._captions import caption_texts, resolve_caption_keys
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+
+def _expression(adata: AnnData, layer: str | None):
+    if layer is None:
+        X = adata.X
+        what = "adata.X"
+    else:
+        if layer not in adata.layers:
+            raise KeyError(f"adata.layers[{layer!r}] not found. Available: {list(adata.layers.keys())!r}.")
+        X, what = adata.layers[layer], f"adata.layers[{layer!r}]"
+    if X is None:
+        raise ValueError(f"{what} is empty; pass `layer=` or `use_rep=`.")
+    if adata.n_vars == 0:
+        raise ValueError(f"The AnnData has 0 genes (shape {adata.shape}); PCA needs expression values.")
+    data = X.data if sparse.issparse(X) else np.asarray(X)
+    if data.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be numeric, got dtype {data.dtype}.")
+    if data.size and not np.isfinite(data).all():
+        raise ValueError(f"{what} has NaN or infinite values; clean the data before `prepare`.")
+    return X, what
+
+
+def _pca(X, n_components: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (scores, components, mean) of a PCA of ``X`` (dense or sparse), deterministic for ``seed``."""
+    from sklearn.decomposition import PCA
+
+    n_components = min(n_components, X.shape[0] - 1, X.shape[1])
+    if n_components < 1:
+        raise ValueError(f"PCA needs at least 2 cells and 1 gene, got shape {X.shape}.")
+    if sparse.issparse(X):
+        mean = np.asarray(X.mean(axis=0)).ravel()
+        # Implicit centring keeps the matrix sparse: an SVD of X with the mean removed on the fly.
+        from scipy.sparse.linalg import LinearOperator, svds
+
+        Xc = X.astype(np.float64)
+        op = LinearOperator(Xc.shape, matvec=lambda v: Xc @ v - mean @ v, rmatvec=lambda v: Xc.T @ v - mean * v.sum(),
+                            dtype=np.float64)
+        rng = np.random.default_rng(seed)
+        k = min(n_components, min(X.shape) - 1)
+        u, s, vt = svds(op, k=k, v0=rng.standard_normal(min(X.shape)))
+        order = np.argsort(-s)
+        u, s, vt = u[:, order], s[order], vt[order]
+        signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
+        u, vt = u * signs, vt * signs[:, None]
+        return (u * s).astype(np.float32), vt.astype(np.float32), mean.astype(np.float32)
+    pca = PCA(n_components=n_components, svd_solver="auto", random_state=seed)
+    scores = pca.fit_transform(np.asarray(X, dtype=np.float64))
+    return scores.astype(np.float32), pca.components_.astype(np.float32), pca.mean_.astype(np.float32)
+
+
+def prepare(
+    adata: AnnData,
+    *,
+    method: Literal["pca", "genes"] = "pca",
+    use_rep: str | None = None,
+    n_components: int = 50,
+    genes: Sequence[str] | None = None,
+    layer: str | None = None,
+    caption_keys: Mapping[str, str] | Sequence[str] | str | None = None,
+    caption_template: str | None = None,
+    ontology: bool = True,
+    key_added: str = _keys.X_INIT,
+    caption_key_added: str = _keys.CAPTION,
+    seed: int = 0,
+    copy: bool = False,
+) -> AnnData | None:
+    """Write the initial embedding and the captions that training and inference read.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix; ``adata.X`` (or ``layer``) log-normalised or scaled for ``method="pca"``.
+    method
+        ``"pca"``: PCA of the expression matrix (loadings kept in ``varm`` so new data can be projected);
+        ``"genes"``: the expression of a gene panel (``genes``, default all genes) as is.
+        Ignored when ``use_rep`` is given.
+    use_rep
+        An existing ``obsm`` key (``"X_pca"``, ``"X_scvi"``, ``"X_geneformer"``, ...) used as the initial
+        embedding as is; nothing is copied, the key is recorded for :func:`mmcontext.tl.train`.
+    n_components
+        Number of principal components for ``method="pca"``.
+    genes
+        Gene panel for ``method="genes"`` (names in ``var_names``; missing genes are filled with 0 and reported).
+    layer
+        Expression layer to use instead of ``adata.X``.
+    caption_keys
+        Metadata columns for captions, see :func:`mmcontext.pp.captions`; ``None`` detects them.
+        Pass ``False`` to skip captions.
+    caption_template
+        Custom caption format string over ``obs`` columns, see :func:`mmcontext.pp.captions`.
+    ontology
+        Enrich cell type names in captions with the Cell Ontology.
+    key_added
+        ``obsm`` key of the initial embedding (when computed).
+    caption_key_added
+        ``obs`` column of the captions.
+    seed
+        Random seed of the PCA solver.
+    copy
+        Return a copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or a copy of ``adata`` when ``copy=True``, with
+
+    ``adata.obsm[key_added]``
+        float32 initial embedding, cells x ``n_components`` (or x genes) — not written with ``use_rep``.
+    ``adata.varm['mmc_pca_loadings']``
+        PCA loadings, genes x components (``method="pca"``).
+    ``adata.obs[caption_key_added]``
+        Caption per cell.
+    ``adata.uns['mmcontext']['prepare']``
+        Method, parameters, the obsm key to train on (``init_key``), PCA mean and gene list.
+
+    Examples
+    --------
+    >>> adata = sc.datasets.pbmc68k_reduced()  # doctest: +SKIP
+    >>> mmc.pp.prepare(adata, caption_keys={"cell_type": "bulk_labels"})  # doctest: +SKIP
+    """
+    check_adata(adata)
+    check_writable(adata, copy=copy)
+    # Validate everything before writing anything.
+    if method not in ("pca", "genes"):
+        raise ValueError(f"method={method!r} is not one of 'pca', 'genes'; or pass use_rep='<obsm key>'.")
+    keys = None
+    if caption_keys is not False:
+        keys = resolve_caption_keys(adata, caption_keys, template=caption_template)
+    params: dict = {"method": "obsm" if use_rep else method, "seed": seed}
+    loadings = None
+    if use_rep is not None:
+        get_obsm(adata, use_rep, hint=" Pass an existing key as `use_rep=` or leave it out to compute PCA.")
+        init = None
+        params["init_key"] = use_rep
+    elif method == "pca":
+        X, what = _expression(adata, layer)
+        init, loadings, mean = _pca(X, n_components, seed)
+        params.update(init_key=key_added, n_components=int(init.shape[1]), layer=layer, source=what,
+                      mean=mean, genes=list(map(str, adata.var_names)))
+    else:
+        X, what = _expression(adata, layer)
+        panel = list(adata.var_names) if genes is None else list(genes)
+        found = adata.var_names.get_indexer(panel)
+        n_missing = int((found < 0).sum())
+        if n_missing == len(panel):
+            raise ValueError(f"None of the {len(panel)} panel genes are in adata.var_names (e.g. {panel[:3]!r}).")
+        if n_missing:
+            logger.warning("%d of %d panel genes are not in adata.var_names; they are filled with 0.", n_missing,
+                           len(panel))
+        cols = X[:, found[found >= 0]]
+        cols = cols.toarray() if sparse.issparse(cols) else np.asarray(cols)
+        init = np.zeros((adata.n_obs, len(panel)), dtype=np.float32)
+        init[:, found >= 0] = cols
+        params.update(init_key=key_added, layer=layer, source=what, genes=panel, n_missing_genes=n_missing)
+    if init is not None:
+        as_float_matrix(init, what="The initial embedding")
+    captions_out = None
+    if keys is not None:
+        captions_out = caption_texts(adata.obs, keys, template=caption_template, ontology=ontology)
+        if captions_out.isna().all():
+            raise ValueError(f"Every caption is empty: the columns {list(keys.values())!r} hold no values.")
+
+    adata = adata.copy() if copy else adata
+    added = []
+    if init is not None:
+        adata.obsm[key_added] = init
+        added.append((key_added, "obsm"))
+    if loadings is not None:
+        adata.varm["mmc_pca_loadings"] = loadings.T
+        added.append(("mmc_pca_loadings", "varm"))
+    if captions_out is not None:
+        adata.obs[caption_key_added] = captions_out.values
+        params["caption_keys"] = keys
+        params["caption_template"] = caption_template
+        params["caption_key"] = caption_key_added
+        added.append((caption_key_added, "obs"))
+    record(adata, "prepare", params)
+    log_added(*added)
+    return adata if copy else None
+
+
+def init_key(adata: AnnData, use_rep: str | None) -> str:
+    """The ``obsm`` key holding the initial embedding: ``use_rep``, else what :func:`prepare` recorded."""
+    if use_rep is not None:
+        return use_rep
+    prep = adata.uns.get(_keys.UNS, {}).get("prepare", {})
+    key = prep.get("init_key", _keys.X_INIT)
+    if key not in adata.obsm:
+        raise KeyError(
+            f"adata.obsm[{key!r}] not found; run `mmc.pp.prepare(adata)` first or pass `use_rep=` "
+            f"(available: {list(adata.obsm.keys())!r})."
+        )
+    return key

@@ -1,0 +1,89 @@
+"""Free-text questions to a dataset: one score per cell and query."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import _keys
+from .._logging import log_added
+from .._provenance import record
+from .._validation import check_adata, check_texts, check_writable
+from ._embed import joint_embedding, model_provenance
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from ..models import MMContextEncoder
+
+
+def query(
+    adata: AnnData,
+    model: MMContextEncoder,
+    queries: str | Sequence[str],
+    *,
+    use_rep: str | None = None,
+    key_added: str | Sequence[str] | None = None,
+    copy: bool = False,
+) -> AnnData | None:
+    """Score every cell against free-text queries.
+
+    The score is the cosine similarity between the query's text embedding and the cell's joint
+    embedding (in [-1, 1]; higher = the cell matches the text better).
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix, prepared (and optionally embedded with :func:`mmcontext.tl.embed`).
+    model
+        A trained :class:`~mmcontext.models.MMContextEncoder`.
+    queries
+        One text or a list of texts, e.g. ``["natural killer cells", "monocytes"]``.
+    use_rep
+        ``obsm`` key of the initial embedding to embed cells from. Default: reuse ``obsm['X_mmc']``
+        when this model wrote it, else embed from the prepared initial embedding.
+    key_added
+        ``obs`` column name per query. Default: ``"mmc_"`` + the query lower-cased with non-alphanumeric
+        runs replaced by ``_`` (``"natural killer cells"`` -> ``"mmc_natural_killer_cells"``).
+    copy
+        Return a copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or a copy of ``adata`` when ``copy=True``, with
+
+    ``adata.obs[<key>]``
+        float32 score per cell, one column per query.
+    ``adata.uns['mmcontext']['query']``
+        ``queries`` and ``keys`` (parallel lists) and the model's provenance.
+
+    Examples
+    --------
+    >>> mmc.tl.query(adata, model, ["natural killer cells", "monocytes"])  # doctest: +SKIP
+    >>> adata.obs["mmc_natural_killer_cells"].sort_values().tail()  # doctest: +SKIP
+    """
+    check_adata(adata)
+    check_writable(adata, copy=copy)
+    queries = check_texts(queries, what="queries")
+    if key_added is None:
+        keys = [_keys.query_key(q) for q in queries]
+    else:
+        keys = [key_added] if isinstance(key_added, str) else list(key_added)
+        if len(keys) != len(queries):
+            raise ValueError(f"key_added has {len(keys)} names for {len(queries)} queries.")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"Queries map to duplicate obs columns {keys!r}; pass distinct `key_added` names.")
+    cells = joint_embedding(adata, model, use_rep)
+    texts = model.encode_text(queries)
+    scores = cells @ texts.T
+    adata = adata.copy() if copy else adata
+    for j, key in enumerate(keys):
+        adata.obs[key] = scores[:, j].astype(np.float32)
+    previous = adata.uns.get(_keys.UNS, {}).get("query", {})
+    known = dict(zip(list(previous.get("keys", [])), list(previous.get("queries", [])), strict=False))
+    known.update(zip(keys, queries, strict=True))
+    record(adata, "query", {**model_provenance(model), "keys": list(known), "queries": list(known.values())})
+    log_added(*[(k, "obs") for k in keys])
+    return adata if copy else None

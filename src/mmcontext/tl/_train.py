@@ -1,0 +1,231 @@
+"""Contrastive training of an MMContextEncoder on an AnnData's cells and captions."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import _keys
+from .._logging import logger
+from .._provenance import record
+from .._settings import settings
+from .._validation import check_adata, get_obs_column, get_obsm
+from ..pp._prepare import init_key
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from ..models import MMContextEncoder
+
+#: Name of the in-memory store the training cells are registered under.
+TRAIN_STORE = "train"
+LOSSES = ("mnrl",)
+
+
+def _captions(adata: AnnData, caption_key: str | None) -> tuple[str, np.ndarray]:
+    if caption_key is None:
+        caption_key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("caption_key", _keys.CAPTION)
+        if caption_key not in adata.obs:
+            raise KeyError(
+                f"adata.obs[{caption_key!r}] not found; run `mmc.pp.prepare(adata)` or `mmc.pp.captions(adata)` first, "
+                "or pass `caption_key=`."
+            )
+    col = get_obs_column(adata, caption_key)
+    texts = col.astype(object).to_numpy()
+    ok = np.array([isinstance(t, str) and bool(t.strip()) for t in texts])
+    if not ok.any():
+        raise ValueError(f"adata.obs[{caption_key!r}] holds no non-empty captions.")
+    return caption_key, ok
+
+
+def train(
+    adata: AnnData,
+    *,
+    caption_key: str | None = None,
+    use_rep: str | None = None,
+    model: MMContextEncoder | None = None,
+    text_model: str | None = None,
+    epochs: int = 10,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    text_learning_rate: float = 2e-5,
+    text_trainable: bool | int | str = False,
+    hidden_dim: int = 512,
+    n_layers: int = 2,
+    dropout: float = 0.1,
+    validation_split: float = 0.1,
+    output_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    **training_args: Any,
+) -> MMContextEncoder:
+    """Align cells and their captions by contrastive training.
+
+    Each training example is a cell (by reference, resolved from ``adata.obsm`` by the model's
+    processor) and its caption; the loss is MultipleNegativesRankingLoss with repeated captions
+    removed from the negatives (:class:`~mmcontext.models.CaptionAwareMNRLoss`). Training runs
+    through the stock ``SentenceTransformerTrainer``.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with an initial embedding and captions (see :func:`mmcontext.pp.prepare`).
+        Train on a subset by passing ``adata[mask].copy()``.
+    caption_key
+        ``obs`` column of captions; default: the one :func:`~mmcontext.pp.prepare` wrote.
+        Cells with a missing caption are left out.
+    use_rep
+        ``obsm`` key of the initial embedding; default: the one :func:`~mmcontext.pp.prepare` recorded.
+    model
+        Continue training this model instead of building a new one.
+    text_model
+        Sentence-transformers model name or path for the text tower of a new model
+        (default: the bundled all-MiniLM-L6-v2).
+    epochs, batch_size
+        Training length and batch size.
+    learning_rate
+        Learning rate of the omics tower (and a text adapter).
+    text_learning_rate
+        Learning rate of the text layers that train (``text_trainable``).
+    text_trainable
+        ``False`` (default) freezes the text tower; ``True`` trains all of it; an ``int`` trains its top n layers.
+    hidden_dim, n_layers, dropout
+        Shape of a new omics tower.
+    validation_split
+        Fraction of cells held out to report a validation loss each epoch (0 to skip).
+    output_dir
+        Save the trained model here (``save_pretrained`` layout), replacing the folder atomically.
+    seed
+        Seed for the split, the initial weights, shuffling and dropout.
+    device
+        Torch device; default from :attr:`mmcontext.settings.device`.
+    **training_args
+        Passed to ``SentenceTransformerTrainingArguments`` (e.g. ``warmup_ratio``, ``weight_decay``).
+
+    Returns
+    -------
+    The trained :class:`~mmcontext.models.MMContextEncoder`; its training log is in ``model.mmc_history``
+    (also written to ``output_dir/training_history.json``). Records the parameters in
+    ``adata.uns['mmcontext']['train']``.
+
+    Examples
+    --------
+    >>> model = mmc.tl.train(adata, epochs=5)  # doctest: +SKIP
+    """
+    check_adata(adata, min_obs=2)
+    key = init_key(adata, use_rep)
+    X = get_obsm(adata, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
+    caption_key, ok = _captions(adata, caption_key)
+    if model is not None and model.input_dim != X.shape[1]:
+        raise ValueError(
+            f"adata.obsm[{key!r}] has {X.shape[1]} features but the model's omics tower expects {model.input_dim}."
+        )
+    if not 0 <= validation_split < 1:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}.")
+    if epochs < 1 or batch_size < 2:
+        raise ValueError(f"epochs must be >= 1 and batch_size >= 2, got {epochs} and {batch_size}.")
+    if n_skipped := int((~ok).sum()):
+        logger.warning("%d cells have no caption in adata.obs[%r] and are left out of training.", n_skipped, caption_key)
+
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    from ..models import ArrayStore, CaptionAwareMNRLoss, MMContextEncoder
+    from ._trainer import MMContextTrainer
+
+    rng = np.random.default_rng(seed)
+    cells = np.flatnonzero(ok)
+    rng.shuffle(cells)
+    n_val = int(round(validation_split * len(cells))) if len(cells) >= 20 else 0
+    val_cells, train_cells = cells[:n_val], cells[n_val:]
+
+    if model is None:
+        space = {"obsm_key": key, **_space_from_prepare(adata, key)}
+        model = MMContextEncoder.build(X.shape[1], text_model=text_model, hidden_dim=hidden_dim, n_layers=n_layers,
+                                       dropout=dropout, input_space=space, device=device, seed=seed)
+        model.omics_encoder.fit_scaler(X[train_cells])
+    model.set_text_trainable(text_trainable)
+
+    names = adata.obs_names.to_numpy().astype(str)
+    captions = adata.obs[caption_key].astype(object).to_numpy()
+    store = ArrayStore(TRAIN_STORE, names, X)
+    model.processor.add_store(store)
+
+    def dataset(idx: np.ndarray) -> Dataset:
+        refs = [model.processor.ref(TRAIN_STORE, n) for n in names[idx]]
+        return Dataset.from_dict({"cell": refs, "caption": [str(c) for c in captions[idx]]})
+
+    train_ds = dataset(train_cells)
+    eval_ds = dataset(val_cells) if n_val else None
+    steps_per_epoch = math.ceil(len(train_ds) / batch_size)
+    with tempfile.TemporaryDirectory(prefix="mmcontext-train-") as tmp:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=tmp,
+            num_train_epochs=epochs,
+            per_device_train_batch_size=batch_size,
+            per_device_eval_batch_size=batch_size,
+            learning_rate=learning_rate,
+            warmup_ratio=training_args.pop("warmup_ratio", 0.1),
+            seed=seed,
+            data_seed=seed,
+            router_mapping={"cell": "omics", "caption": "text"},
+            eval_strategy="epoch" if eval_ds is not None else "no",
+            save_strategy="no",
+            logging_steps=max(1, steps_per_epoch // 4),
+            report_to="none",
+            disable_tqdm=not settings.progress,
+            use_cpu=str(model.device) == "cpu",
+            **training_args,
+        )
+        trainer = MMContextTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            loss=CaptionAwareMNRLoss(model),
+            text_learning_rate=text_learning_rate,
+        )
+        try:
+            trainer.train()
+        finally:
+            model.processor.remove_store(TRAIN_STORE)
+    model.eval()
+    model.mmc_history = [dict(entry) for entry in trainer.state.log_history]
+    params = {
+        "caption_key": caption_key,
+        "use_rep": key,
+        "n_train": len(train_cells),
+        "n_validation": n_val,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "text_trainable": str(text_trainable),
+        "text_model": str(model.model_card_data.base_model),
+        "seed": seed,
+    }
+    model.mmc_training = params
+    if output_dir is not None:
+        from ..models._io import save_model
+
+        save_model(model, output_dir)
+        params["output_dir"] = os.fspath(output_dir)
+    record(adata, "train", params)
+    logger.info("trained on %d cells for %d epochs (%d steps)", len(train_cells), epochs, trainer.state.global_step)
+    return model
+
+
+def _space_from_prepare(adata: AnnData, key: str) -> dict[str, Any]:
+    prep = adata.uns.get(_keys.UNS, {}).get("prepare", {})
+    if prep.get("init_key") != key:
+        return {}
+    return {k: prep[k] for k in ("method", "n_components", "layer") if k in prep and not isinstance(prep[k], np.ndarray)}
+
+
+def history_json(model: MMContextEncoder) -> str:
+    """The training log of ``model`` as JSON."""
+    return json.dumps(getattr(model, "mmc_history", []), indent=1)

@@ -1,0 +1,37 @@
+"""SentenceTransformerTrainer with separate learning rates for the text tower and the adapters."""
+
+from __future__ import annotations
+
+import torch
+from sentence_transformers import SentenceTransformerTrainer
+
+
+class MMContextTrainer(SentenceTransformerTrainer):
+    """Trainer whose optimizer gives the text encoder its own (smaller) learning rate."""
+
+    def __init__(self, *args, text_learning_rate: float = 2e-5, **kwargs) -> None:
+        self.text_learning_rate = text_learning_rate
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model=None):  # noqa: D102
+        if self.optimizer is not None:
+            return self.optimizer
+        model = self.model
+        text_params = {id(p) for p in model.text_modules[0].parameters()}
+        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            no_decay = p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
+            groups.setdefault((id(p) in text_params, no_decay), []).append(p)
+        param_groups = [
+            {
+                "params": params,
+                "lr": self.text_learning_rate if is_text else self.args.learning_rate,
+                "weight_decay": 0.0 if no_decay else self.args.weight_decay,
+            }
+            for (is_text, no_decay), params in groups.items()
+        ]
+        self.optimizer = torch.optim.AdamW(param_groups, lr=self.args.learning_rate,
+                                           betas=(self.args.adam_beta1, self.args.adam_beta2), eps=self.args.adam_epsilon)
+        return self.optimizer
