@@ -50,6 +50,10 @@ GENERIC_ANCESTORS: frozenset[str] = frozenset(
         "cell in vitro",
         "experimentally modified cell in vivo",
         "non-terminally differentiated cell",
+        "progenitor cell",
+        "precursor cell",
+        "polyploid cell",
+        "endopolyploid cell",
         "obsolete non-terminally differentiated cell",
         "OBSOLETE defensive cell",
     }
@@ -80,6 +84,11 @@ _ABBREVIATIONS: dict[str, str] = {
     "mega": "megakaryocyte",
     "rbc": "erythrocyte",
     "ery": "erythroid",
+    "eryth": "erythroid",
+    "dn": "double negative",
+    "dnt": "double negative t",
+    "at1": "alveolar 1",
+    "at2": "alveolar 2",
     "plt": "platelet",
     "mac": "macrophage",
     "macro": "macrophage",
@@ -151,8 +160,12 @@ _POLARITY = {
 _TH_RE = re.compile(r"^th(\d+)$")
 
 
-_MARKER_WEIGHT = 0.5  # a marker named on one side only counts half: names rarely list every gating marker
-_DEFINITION_WEIGHT = 0.5  # a marker confirmed by the definition, not the name, counts a bit less
+# Markers / qualifiers that only the query names keep this weight; those only the CL name
+# spells out ("alpha-beta", "CD16-positive, CD56-dim ..., human") count less.
+_QUERY_MARKER_WEIGHT = 1.0
+_TERM_MARKER_WEIGHT = 0.5
+_REFINE_MARGIN = 0.2  # how much lower a more specific term may score and still win (see _rank)
+_DEFINITION_WEIGHT = 0.3  # a marker confirmed by the definition, not the name, counts a bit less
 _CD_RE = re.compile(r"^cd\d+[a-z]*$")
 
 
@@ -181,7 +194,7 @@ def _tokenize(text: str) -> tuple[str, ...]:
     """Normalise a cell type name into match tokens (order kept, duplicates removed)."""
     text = "".join(_GREEK.get(ch, ch) for ch in text)
     text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower().replace("_", " ")
     text = _MARKER_WORD_RE.sub(lambda m: _marker(m.group(1), m.group(2)), text)
     text = _MARKER_SPACED_RE.sub(lambda m: _marker(m.group(1), m.group(2)), text)
     text = _MARKER_GLUED_RE.sub(lambda m: _marker(m.group(1), m.group(2)), text)
@@ -206,7 +219,13 @@ def _tokenize(text: str) -> tuple[str, ...]:
 
 def _is_marker(token: str, tokens: Iterable[str]) -> bool:
     """Whether a token is a marker or a qualifier that labels usually leave implicit."""
-    return token in _QUALIFIERS or "_" in token or f"{token}_pos" in tokens or f"{token}_neg" in tokens or f"{token}_lo" in tokens
+    return (
+        token in _QUALIFIERS
+        or "_" in token
+        or f"{token}_pos" in tokens
+        or f"{token}_neg" in tokens
+        or f"{token}_lo" in tokens
+    )
 
 
 def _first_sentence(text: str) -> str:
@@ -240,6 +259,7 @@ class OntologyTerm:
         :data:`GENERIC_ANCESTORS` (``"cell"``, ``"eukaryotic cell"``, ...).
     score
         Match confidence in [0, 1]; ``1.0`` for a direct lookup by id.
+
     """
 
     id: str
@@ -266,8 +286,9 @@ class CellOntology:
     Examples
     --------
     >>> cl = CellOntology.load()
-    >>> cl.match("CD56+ NK").name
+    >>> cl.match("NK cells").name
     'natural killer cell'
+
     """
 
     def __init__(self, terms: dict[str, dict], version: str = "unknown") -> None:
@@ -340,6 +361,7 @@ class CellOntology:
         >>> cl = CellOntology.load()
         >>> cl.term("CL:0000236").name
         'B cell'
+
         """
         return _load_default()
 
@@ -379,6 +401,7 @@ class CellOntology:
         --------
         >>> CellOntology.load().term("CL:0000623").name
         'natural killer cell'
+
         """
         key = self._normalise_id(term_id) if isinstance(term_id, str) else term_id
         if key not in self._raw:
@@ -424,6 +447,7 @@ class CellOntology:
         --------
         >>> "CL:0000625" in CellOntology.load().descendants("CL:0000084")
         True
+
         """
         key = self.term(term_id).id
         return [d for _, d in self._descendants.get(key, [])]
@@ -434,7 +458,14 @@ class CellOntology:
         return {tok: self._idf.get(tok, self._idf_oov) for tok in tokens}
 
     def _rank(self, text: str) -> list[tuple[float, float, str]]:
-        """Score every term for ``text``; return ``(score, prior, id)``, best first."""
+        """Score every term for ``text``; return ``(score, prior, id)``, best first.
+
+        The score is an IDF-weighted cosine between the label's tokens and a CL name or
+        synonym. Markers / qualifiers named only by the CL term count less, markers the
+        label names and the CL definition (not the name) states count a bit.  Near ties go to
+        the more general, well-known term, unless a descendant of the winner explains more of
+        the label by its name (``"CD4+ Naive T"``: the CD4-positive naive T cell over naive T cell).
+        """
         tokens = _tokenize(text)
         if not tokens:
             return []
@@ -444,9 +475,11 @@ class CellOntology:
         # only tokens with letters open candidates ("0" or "3" alone match nothing)
         hits = {i for tok in q_weights if re.search("[a-z]", tok) for i in self._index.get(tok, ())}
         best: dict[str, float] = {}
-        unmatched = 1.0 - _MARKER_WEIGHT**2
+        coverage: dict[str, float] = {}
+        q_unmatched = 1.0 - _QUERY_MARKER_WEIGHT**2
+        c_unmatched = 1.0 - _TERM_MARKER_WEIGHT**2
         for i in hits:
-            term_id, is_name, toks = self._strings[i]
+            term_id, is_name, _ = self._strings[i]
             weights = self._weights[i]
             dot = 0.0
             q_sq, c_sq = q_norm_sq, self._norms[i] ** 2
@@ -459,18 +492,30 @@ class CellOntology:
                         dot += _DEFINITION_WEIGHT * w * w
                         c_sq += (_DEFINITION_WEIGHT * w) ** 2
                     else:
-                        q_sq -= unmatched * w * w
+                        q_sq -= q_unmatched * w * w
             for tok in self._markers[i]:
                 if tok not in q_weights:
-                    c_sq -= unmatched * weights[tok] ** 2
+                    c_sq -= c_unmatched * weights[tok] ** 2
             score = dot / math.sqrt(q_sq * c_sq)
             if not is_name:
                 score *= 0.97  # synonyms include broad / related ones; names win ties
             if score > best.get(term_id, 0.0):
                 best[term_id] = score
+                coverage[term_id] = sum(w for tok, w in q_weights.items() if tok in weights)
         ranked = [(min(s, 1.0), self._prior[t], t) for t, s in best.items()]
         # near-equal scores are ties; break them toward more general, well-known terms
         ranked.sort(key=lambda r: (-round(r[0], 3), -r[1], r[2]))
+        if ranked:
+            top_score, _, top = ranked[0]
+            below = {d for _, d in self._descendants.get(top, ())}
+            refined = [
+                r
+                for r in ranked[1:]
+                if r[2] in below and r[0] >= top_score - _REFINE_MARGIN and coverage[r[2]] > coverage[top] + 1e-9
+            ]
+            if refined:
+                ranked.remove(refined[0])
+                ranked.insert(0, refined[0])
         return ranked
 
     def match(self, label: str, *, min_score: float = 0.5) -> OntologyTerm | None:
@@ -496,6 +541,7 @@ class CellOntology:
         --------
         >>> CellOntology.load().match("CD14+ Monocytes").name
         'CD14-positive monocyte'
+
         """
         if not isinstance(label, str) or not label.strip():
             return None
@@ -532,6 +578,7 @@ class CellOntology:
         --------
         >>> [t.name for t in CellOntology.load().search("monocyte", n=2)][0]
         'monocyte'
+
         """
         return [self._scored(term_id, score) for score, _, term_id in self._rank(text)[: max(int(n), 0)]]
 
@@ -553,8 +600,9 @@ class CellOntology:
 
         Examples
         --------
-        >>> CellOntology.load().describe("CD56+ NK", detail="short")
-        'CD56+ NK, a natural killer cell (NK cell), a kind of innate lymphoid cell and lymphocyte'
+        >>> CellOntology.load().describe("NK", detail="short")
+        'NK, a natural killer cell (NK cell), a kind of innate lymphoid cell and lymphocyte'
+
         """
         if detail not in {"name", "short", "full"}:
             raise ValueError(f"detail={detail!r} is not one of 'name', 'short', 'full'.")
@@ -582,11 +630,14 @@ class CellOntology:
                 text += f". {sentence}"
         return text
 
-    @staticmethod
-    def _informative_ancestors(term: OntologyTerm) -> list[str]:
-        """Ancestors without qualified variants of another ancestor ("group 1 innate lymphoid cell")."""
-        names = list(term.ancestors)
-        return [a for a in names if not any(b != a and b in a for b in names)]
+    def _informative_ancestors(self, term: OntologyTerm) -> list[str]:
+        """Ancestor names without qualified variants of a near ancestor ("group 1 innate lymphoid cell")."""
+        dist = {self._raw[a]["label"]: d for a, d in self._raw[term.id].get("ancestors", {}).items() if a in self._raw}
+        return [
+            a
+            for a in term.ancestors
+            if not any(b != a and b in a and dist.get(b, 99) - dist.get(a, 0) <= 1 for b in term.ancestors)
+        ]
 
     def text_pairs(self, term_ids: Iterable[str]) -> list[tuple[str, str]]:
         """Pairs of texts that mean (nearly) the same cell type, as extra text training signal.
@@ -605,6 +656,7 @@ class CellOntology:
         --------
         >>> ("NK cell", "natural killer cell") in CellOntology.load().text_pairs(["CL:0000623"])
         True
+
         """
         if isinstance(term_ids, str):
             term_ids = [term_ids]
@@ -634,7 +686,7 @@ def _curated_terms() -> frozenset[str]:
         for name in ("CELL_CLASS", "CELL_SUBCLASS"):
             ids.update(get_curated_ontology_term_list(getattr(CuratedOntologyTermList, name)))
         return frozenset(ids)
-    except Exception as err:  # noqa: BLE001 - optional refinement only
+    except (ImportError, AttributeError, OSError, ValueError) as err:  # optional refinement only
         logger.debug("curated CL lists unavailable (%s); ranking ties by descendants only", err)
         return frozenset()
 
