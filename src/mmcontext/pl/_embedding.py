@@ -1,0 +1,67 @@
+"""The joint embedding, drawn as a UMAP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import _keys
+from .._logging import log_added
+from ._utils import finish
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+
+#: ``obsm`` key of the UMAP of the joint embedding.
+MMC_UMAP = "X_mmc_umap"
+
+
+def embedding(
+    adata: AnnData,
+    color: str | Sequence[str] | None = None,
+    *,
+    rep: str = _keys.X_MMC,
+    basis: str = MMC_UMAP,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    return_fig: bool = False,
+    **kwargs: Any,
+):
+    """Plot a UMAP of the joint embedding, coloured by ``obs`` columns.
+
+    The UMAP of ``obsm[rep]`` is computed once (without touching the user's ``X_umap`` or neighbour
+    graph) and stored in ``obsm[basis]``.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix after :func:`mmcontext.tl.embed`.
+    color
+        ``obs`` columns or genes to colour by.
+    rep
+        ``obsm`` key of the joint embedding.
+    basis
+        ``obsm`` key of its 2-D UMAP (computed when absent).
+    ax, show, return_fig
+        As in :func:`mmcontext.pl.query`.
+    **kwargs
+        Passed to :func:`scanpy.pl.embedding`.
+
+    Returns
+    -------
+    Axes, or the figure with ``return_fig=True``; ``None`` when shown. Writes ``adata.obsm[basis]`` when absent.
+    """
+    import scanpy as sc
+    from anndata import AnnData
+
+    if basis not in adata.obsm:
+        if rep not in adata.obsm:
+            raise KeyError(f"adata.obsm[{rep!r}] not found; run `mmc.tl.embed(adata, model)` first.")
+        tmp = AnnData(obs=adata.obs[[]].copy(), obsm={rep: adata.obsm[rep]})
+        sc.pp.neighbors(tmp, use_rep=rep, random_state=0)
+        sc.tl.umap(tmp, random_state=0)
+        adata.obsm[basis] = tmp.obsm["X_umap"]
+        log_added((basis, "obsm"))
+    axes = sc.pl.embedding(adata, basis=basis, color=color, ax=ax, show=False, **kwargs)
+    return finish(axes, show=show, return_fig=return_fig)
