@@ -20,9 +20,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 def __getattr__(name: str):
     # `mmc.models` pulls in torch / sentence-transformers, so it is imported on first use.
     if name == "models":
-        from . import models
+        import importlib
 
-        return models
+        # `from . import models` here would recurse: it looks the name up through this __getattr__.
+        return importlib.import_module(f"{__name__}.models")
     raise AttributeError(f"module 'mmcontext' has no attribute {name!r}")
 
 
