@@ -13,6 +13,10 @@ from torch import nn
 from ._processor import MMContextProcessor
 
 
+#: File in the omics module folder holding the input space arrays (gene names, PCA loadings and mean).
+INPUT_SPACE_FILE = "input_space.npz"
+
+
 class OmicsEncoder(InputModule):
     """Adapter MLP from a cell's initial embedding to the joint embedding space.
 
@@ -69,6 +73,35 @@ class OmicsEncoder(InputModule):
                 layers += [nn.GELU(), nn.Dropout(self.dropout)]
         self.net = nn.Sequential(*layers)
         self.processor = MMContextProcessor()
+        #: Arrays that rebuild the initial embedding from expression by gene name (see :meth:`set_input_arrays`).
+        self.input_arrays: dict[str, np.ndarray] = {}
+
+    def set_input_arrays(
+        self, *, genes: Sequence[str], loadings: np.ndarray | None = None, mean: np.ndarray | None = None
+    ) -> None:
+        """Store how the initial embedding is computed from expression, so new data can be projected by gene name.
+
+        Parameters
+        ----------
+        genes
+            Gene names: the panel (one per input feature), or the genes the PCA was fitted on.
+        loadings
+            PCA loadings, genes x ``input_dim`` (``None`` for a gene panel).
+        mean
+            Per-gene mean subtracted before the PCA projection.
+        """
+        genes = np.asarray([str(g) for g in genes], dtype=str)
+        n_feat = len(genes) if loadings is None else np.asarray(loadings).shape[1]
+        if n_feat != self.input_dim:
+            raise ValueError(f"The input space has {n_feat} features but the omics tower reads {self.input_dim}.")
+        arrays = {"genes": genes}
+        if loadings is not None:
+            loadings = np.asarray(loadings, dtype=np.float32)
+            mean = np.zeros(len(genes), np.float32) if mean is None else np.asarray(mean, dtype=np.float32)
+            if loadings.shape[0] != len(genes) or mean.shape != (len(genes),):
+                raise ValueError(f"PCA loadings {loadings.shape} and mean {mean.shape} do not match {len(genes)} genes.")
+            arrays.update(loadings=loadings, mean=mean)
+        self.input_arrays = arrays
 
     @property
     def modalities(self) -> list[str]:  # noqa: D102
@@ -98,6 +131,10 @@ class OmicsEncoder(InputModule):
     def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:  # noqa: D102
         self.save_config(output_path)
         self.save_torch_weights(output_path, safe_serialization=safe_serialization)
+        if self.input_arrays:
+            import os
+
+            np.savez(os.path.join(output_path, INPUT_SPACE_FILE), **self.input_arrays)
 
     @classmethod
     def load(
@@ -123,6 +160,11 @@ class OmicsEncoder(InputModule):
             raise FileNotFoundError(f"No {cls.config_file_name} for the omics tower in {model_name_or_path!r}/{subfolder}.")
         model = cls(**config)
         cls.load_torch_weights(model_name_or_path, model=model, **hub)
+        path = cls.load_file_path(model_name_or_path, INPUT_SPACE_FILE, **hub)
+        if path is not None:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            model.set_input_arrays(**arrays)
         return model
 
     def __repr__(self) -> str:
