@@ -7,7 +7,9 @@ that is wrong and how to fix it.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,6 +18,18 @@ from scipy import sparse
 
 if TYPE_CHECKING:
     from anndata import AnnData
+
+
+class MMContextKeyError(KeyError, ValueError):
+    """A key, column or layer the user named does not exist.
+
+    Subclasses both :class:`KeyError` (what scanpy raises for a missing key, so ``except KeyError``
+    keeps working) and :class:`ValueError` (the documented contract of every public function: bad
+    input raises ``ValueError`` or ``TypeError``). Its message is shown without ``KeyError``'s quotes.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _closest(key: str, options: Iterable[str]) -> str:
@@ -87,14 +101,14 @@ def as_float_matrix(X: Any, *, what: str) -> np.ndarray:
 def get_obsm(adata: AnnData, key: str, *, hint: str = "") -> np.ndarray:
     """Return ``adata.obsm[key]`` as checked float32, or raise naming the closest existing keys."""
     if key not in adata.obsm:
-        raise KeyError(f"adata.obsm[{key!r}] not found.{_closest(key, adata.obsm.keys())}{hint}")
+        raise MMContextKeyError(f"adata.obsm[{key!r}] not found.{_closest(key, adata.obsm.keys())}{hint}")
     return as_float_matrix(adata.obsm[key], what=f"adata.obsm[{key!r}]")
 
 
 def get_obs_column(adata: AnnData, key: str) -> pd.Series:
     """Return ``adata.obs[key]``, or raise naming the closest existing columns."""
     if key not in adata.obs.columns:
-        raise KeyError(f"adata.obs[{key!r}] not found.{_closest(key, adata.obs.columns)}")
+        raise MMContextKeyError(f"adata.obs[{key!r}] not found.{_closest(key, adata.obs.columns)}")
     return adata.obs[key]
 
 
@@ -115,3 +129,125 @@ def check_dim(n_features: int, expected: int, *, what: str, fix: str) -> None:
     """Raise if an input has ``n_features`` columns where the model expects ``expected``."""
     if n_features != expected:
         raise ValueError(f"{what} has {n_features} features but the model expects {expected}. {fix}")
+
+
+def get_layer(adata: AnnData, layer: str | None) -> tuple[Any, str]:
+    """Return ``(matrix, description)`` for ``adata.X`` (``layer=None``) or ``adata.layers[layer]``."""
+    if layer is None:
+        return adata.X, "adata.X"
+    if layer not in adata.layers:
+        raise MMContextKeyError(f"adata.layers[{layer!r}] not found.{_closest(layer, adata.layers.keys())} "
+                                "Pass an existing `layer=` or leave it out to use adata.X.")
+    return adata.layers[layer], f"adata.layers[{layer!r}]"
+
+
+def looks_like_counts(X: Any, *, max_rows: int = 2000) -> bool:
+    """Whether ``X`` looks like raw counts: non-negative integers with a maximum above 20 (on a row sample)."""
+    rows = X[:max_rows]
+    data = rows.data if sparse.issparse(rows) else np.asarray(rows)
+    data = np.asarray(data)
+    if data.size == 0 or data.dtype.kind not in "biuf":
+        return False
+    if data.dtype.kind == "f":
+        finite = data[np.isfinite(data)]
+        if finite.size == 0 or not np.array_equal(finite, np.round(finite)):
+            return False
+        data = finite
+    return bool(data.min() >= 0 and data.max() > 20)
+
+
+def check_log_normalised(X: Any, *, what: str) -> None:
+    """Raise if ``X`` holds raw counts where log-normalised values are expected."""
+    if looks_like_counts(X):
+        raise ValueError(
+            f"{what} looks like raw counts (non-negative integers up to {_max(X):g}); this method expects "
+            "log-normalised values. Run `sc.pp.normalize_total(adata); sc.pp.log1p(adata)` first, or pass a "
+            "log-normalised `layer=`."
+        )
+
+
+def check_counts(X: Any, *, what: str) -> None:
+    """Raise if ``X`` is not raw counts (negative or non-integer values) where counts are expected."""
+    rows = X[:2000]
+    data = np.asarray(rows.data if sparse.issparse(rows) else rows)
+    if data.size and (data.min() < 0 or not np.array_equal(data, np.round(data))):
+        raise ValueError(
+            f"{what} holds negative or non-integer values; this method expects raw counts. "
+            "Pass the counts with `layer=` (e.g. a 'counts' layer kept before normalisation)."
+        )
+
+
+def _max(X: Any) -> float:
+    return float(X.max()) if sparse.issparse(X) else float(np.nanmax(np.asarray(X)))
+
+
+def check_key_added(key_added: Any, *, what: str = "key_added") -> str:
+    """Return ``key_added`` if it is a non-empty string, else raise ``TypeError``/``ValueError``."""
+    if not isinstance(key_added, str):
+        raise TypeError(f"{what} must be a string, got {type(key_added).__name__}.")
+    if not key_added.strip():
+        raise ValueError(f"{what} must be a non-empty string.")
+    return key_added
+
+
+def check_model_folder(path: str | os.PathLike) -> None:
+    """Check that a saved model folder is complete and readable before loading it.
+
+    Every JSON file must parse, every module folder named in ``modules.json`` must exist, and every
+    ``*.safetensors`` file must have a valid header. Raises :class:`FileNotFoundError` for a missing
+    file and :class:`ValueError` for a corrupted one, naming the file and how to fix it.
+    """
+    import json
+
+    root = Path(path)
+    fix = "Save the model again (`mmc.models.save_model(model, path)`) or load an intact copy."
+    modules_file = root / "modules.json"
+    if not modules_file.is_file():
+        raise FileNotFoundError(
+            f"{str(modules_file)!r} is missing: {str(root)!r} is not a saved mmcontext model or was only partly "
+            f"written. {fix}"
+        )
+    for file in sorted(root.rglob("*.json")):
+        try:
+            parsed = json.loads(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{str(file)!r} is corrupted (not valid JSON: {err}). {fix}") from None
+        if file == modules_file:
+            modules = parsed
+    if not isinstance(modules, list):
+        raise ValueError(f"{str(modules_file)!r} is corrupted (expected a list of modules). {fix}")
+    for entry in modules:
+        sub = root / str(entry.get("path", "")) if isinstance(entry, dict) else None
+        if sub is None or not sub.exists():
+            raise FileNotFoundError(f"Module folder {str(sub)!r} listed in modules.json is missing. {fix}")
+    router = root / "router_config.json"
+    if router.is_file():
+        config = json.loads(router.read_text(encoding="utf-8"))
+        for name in config.get("structure", {}).values() if isinstance(config.get("structure"), dict) else []:
+            for module in name if isinstance(name, list) else [name]:
+                if not (root / str(module)).exists():
+                    raise FileNotFoundError(f"Module folder {str(root / str(module))!r} named in router_config.json "
+                                            f"is missing. {fix}")
+    for file in sorted(root.rglob("*.safetensors")):
+        _check_safetensors(file, fix)
+
+
+def _check_safetensors(file: Path, fix: str) -> None:
+    """Check a safetensors file's header and that its size matches the tensors it declares."""
+    import json
+    import struct
+
+    size = file.stat().st_size
+    try:
+        with open(file, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > size - 8:
+                raise ValueError("header longer than the file")
+            header = json.loads(fh.read(n))
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{str(file)!r} is corrupted (unreadable safetensors header: {err}). {fix}") from None
+    if 8 + n + end != size:
+        raise ValueError(
+            f"{str(file)!r} is truncated or corrupted ({size} bytes, its header declares {8 + n + end}). {fix}"
+        )

@@ -242,14 +242,26 @@ def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContext
     --------
     >>> model = mmc.models.load("my_model")  # doctest: +SKIP
     """
+    import json
     import os
 
-    if os.path.isdir(name_or_path) and not os.path.isfile(os.path.join(name_or_path, "modules.json")):
-        raise FileNotFoundError(
-            f"{name_or_path!r} has no modules.json; it is not a saved sentence-transformers model "
-            "(or it was only partly written)."
-        )
-    model = MMContextEncoder(name_or_path, device=_device(device), **kwargs)
+    from .._io import recover_dir
+    from .._validation import check_model_folder
+
+    name_or_path = os.fspath(name_or_path)
+    recover_dir(name_or_path)  # a save killed between its two renames left the previous version aside
+    if os.path.isdir(name_or_path):
+        check_model_folder(name_or_path)  # missing / corrupted files: a clear error naming the file
+    elif os.path.exists(name_or_path):
+        raise FileNotFoundError(f"{name_or_path!r} is a file, not a model folder; pass the folder `save_model` wrote.")
+    try:
+        model = MMContextEncoder(name_or_path, device=_device(device), **kwargs)
+    except (OSError, RuntimeError, KeyError, json.JSONDecodeError) as err:
+        if not os.path.isdir(name_or_path):
+            raise
+        raise ValueError(f"Could not load the model in {name_or_path!r}: {err}. The folder may be corrupted; "
+                         "save the model again or load an intact copy.") from err
     if not isinstance(model[0], Router) or OMICS not in model[0].sub_modules:
         raise ValueError(f"{name_or_path!r} is a sentence-transformers model without an omics route; not an mmcontext model.")
+    model.mmc_source = os.path.abspath(name_or_path) if os.path.isdir(name_or_path) else name_or_path
     return model

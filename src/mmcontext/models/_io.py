@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .._io import atomic_dir, replace_dir
 
 if TYPE_CHECKING:
     from ._encoder import MMContextEncoder
 
-
-def replace_dir(tmp: Path, target: Path) -> None:
-    """Move the finished folder ``tmp`` to ``target``; an existing ``target`` is swapped out, then removed."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+__all__ = ["replace_dir", "save_model"]
 
 
 def save_model(model: MMContextEncoder, path: str | os.PathLike, **kwargs) -> Path:
@@ -29,16 +20,9 @@ def save_model(model: MMContextEncoder, path: str | os.PathLike, **kwargs) -> Pa
 
     A process killed mid-save leaves the previous folder at ``path`` intact.
     """
-    target = Path(path).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with atomic_dir(path) as tmp:
         model.save_pretrained(str(tmp), **kwargs)
         history = getattr(model, "mmc_history", None)
         if history is not None:
             (tmp / "training_history.json").write_text(json.dumps(history, indent=1))
-        replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    return Path(path).resolve()
