@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from scipy import sparse
@@ -73,6 +73,8 @@ def prepare(
     use_rep: str | None = None,
     n_components: int = 50,
     genes: Sequence[str] | None = None,
+    reference: Any = None,
+    fill: Literal["mean", "zero"] = "mean",
     layer: str | None = None,
     caption_keys: Mapping[str, str] | Sequence[str] | str | None = None,
     caption_template: str | None = None,
@@ -101,6 +103,14 @@ def prepare(
         Number of principal components for ``method="pca"``.
     genes
         Gene panel for ``method="genes"`` (names in ``var_names``; missing genes are filled with 0 and reported).
+    reference
+        A trained :class:`~mmcontext.models.MMContextEncoder` or a prepared AnnData: rebuild *its* initial
+        embedding (same gene panel, or same PCA loadings and mean) from this data's expression, matching genes
+        by name, so the model can embed it. ``method``, ``genes`` and ``n_components`` are then ignored.
+    fill
+        With ``reference``: value for reference genes missing here — ``"mean"`` (the reference's training mean of
+        that feature; for PCA the centring mean, so the gene adds nothing) or ``"zero"``. The count is logged
+        and recorded as ``n_missing_genes``.
     layer
         Expression layer to use instead of ``adata.X``.
     caption_keys
@@ -130,7 +140,8 @@ def prepare(
     ``adata.obs[caption_key_added]``
         Caption per cell.
     ``adata.uns['mmcontext']['prepare']``
-        Method, parameters, the obsm key to train on (``init_key``), PCA mean and gene list.
+        Method, parameters, the obsm key to train on (``init_key``), PCA mean and gene list; with ``reference``
+        also ``reference=True``, ``fill`` and ``n_missing_genes``.
 
     Examples
     --------
@@ -147,7 +158,21 @@ def prepare(
         keys = resolve_caption_keys(adata, caption_keys, template=caption_template)
     params: dict = {"method": "obsm" if use_rep else method, "seed": seed}
     loadings = None
-    if use_rep is not None:
+    if reference is not None:
+        from ._reference import project, resolve_space
+
+        if use_rep is not None:
+            raise ValueError("Pass either reference= (rebuild the reference's input space) or use_rep=, not both.")
+        space = resolve_space(reference)
+        ref_layer = space.params.get("layer")
+        X, what = _expression(adata, layer if layer is not None or ref_layer in (None, "None") else ref_layer)
+        init, n_missing = project(X, adata.var_names, space, fill=fill)
+        params.update(method=space.method, init_key=key_added, layer=layer, source=what, genes=space.genes.tolist(),
+                      n_missing_genes=n_missing, reference=True, fill=fill)
+        if space.loadings is not None:
+            params.update(n_components=int(space.loadings.shape[1]), mean=space.mean)
+            loadings = None
+    elif use_rep is not None:
         get_obsm(adata, use_rep, hint=" Pass an existing key as `use_rep=` or leave it out to compute PCA.")
         init = None
         params["init_key"] = use_rep
@@ -193,6 +218,10 @@ def prepare(
         params["caption_template"] = caption_template
         params["caption_key"] = caption_key_added
         added.append((caption_key_added, "obs"))
+    if reference is not None:
+        from ._reference import log_missing
+
+        log_missing(params["n_missing_genes"], len(params["genes"]))
     record(adata, "prepare", params)
     log_added(*added)
     return adata if copy else None

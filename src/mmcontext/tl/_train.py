@@ -149,6 +149,10 @@ def train(
         model = MMContextEncoder.build(X.shape[1], text_model=text_model, hidden_dim=hidden_dim, n_layers=n_layers,
                                        dropout=dropout, input_space=space, device=device, seed=seed)
         model.omics_encoder.fit_scaler(X[train_cells])
+        from ..pp._reference import space_from_adata
+
+        if (gene_space := space_from_adata(adata, key)) is not None:
+            model.omics_encoder.set_input_arrays(**gene_space.arrays())
     model.set_text_trainable(text_trainable)
 
     names = adata.obs_names.to_numpy().astype(str)
