@@ -1,14 +1,19 @@
 """Models: the MMContext encoder and processor as sentence-transformers modules."""
 
+from ._classifier import ClassifierHead
 from ._encoder import MMContextEncoder, load
 from ._io import save_model
 from ._losses import CaptionAwareMNRLoss
 from ._omics import OmicsEncoder
 from ._processor import ArrayStore, MMContextProcessor
+from ._reranker import CellTextReranker
+from ._store import EmbeddingStore, StoreIntegrityError, open_store, write_store
 from ._text import DEFAULT_TEXT_MODEL
 
 __all__ = [
+    "CellTextReranker", "ClassifierHead",
     "ArrayStore",
+    "EmbeddingStore", "StoreIntegrityError", "open_store", "write_store",
     "CaptionAwareMNRLoss",
     "save_model",
     "DEFAULT_TEXT_MODEL", "MMContextEncoder", "MMContextProcessor", "OmicsEncoder", "load"]

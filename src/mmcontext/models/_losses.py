@@ -36,7 +36,7 @@ class CaptionAwareMNRLoss(MultipleNegativesRankingLoss):
     softmax, except the positive itself. With all-distinct captions it equals MNRL.
     """
 
-    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:  # noqa: D102
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
         sentence_features = list(sentence_features)
         mask = same_input_mask(sentence_features[1]) if len(sentence_features) > 1 else None
         embeddings = embed_columns(self.model, sentence_features)
@@ -49,3 +49,165 @@ class CaptionAwareMNRLoss(MultipleNegativesRankingLoss):
             scores[:, :n] = scores[:, :n].masked_fill(mask, float("-inf"))
         target = torch.arange(n, device=scores.device)
         return torch.nn.functional.cross_entropy(scores, target)
+
+
+class CLIPLoss(torch.nn.Module):
+    """Symmetric CLIP-style loss with a learnable temperature: cells -> captions and captions -> cells.
+
+    ``loss = (CE(s * cells @ texts.T) + CE(s * texts @ cells.T)) / 2`` with ``s = exp(logit_scale)``
+    (clamped at ``max_scale``), learned with the model. As in :class:`CaptionAwareMNRLoss`, in-batch copies
+    of a cell's own caption are not counted as negatives, in either direction.
+
+    Parameters
+    ----------
+    model
+        The SentenceTransformer being trained.
+    temperature
+        Initial temperature (``logit_scale = log(1 / temperature)``).
+    max_scale
+        Upper bound of ``exp(logit_scale)``.
+
+    """
+
+    def __init__(self, model, temperature: float = 0.07, max_scale: float = 100.0) -> None:
+        super().__init__()
+        import math
+
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        self.model = model
+        self.max_scale = float(max_scale)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+
+    @property
+    def temperature(self) -> float:
+        """The current temperature, ``1 / exp(logit_scale)``."""
+        return float(1.0 / self.logit_scale.detach().exp().clamp(max=self.max_scale))
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        sentence_features = list(sentence_features)
+        if len(sentence_features) != 2:
+            raise ValueError(f"CLIPLoss takes (cell, caption) pairs, got {len(sentence_features)} columns.")
+        mask = same_input_mask(sentence_features[1])
+        cells, texts = embed_columns(self.model, sentence_features)
+        cells = torch.nn.functional.normalize(cells, dim=-1)
+        texts = torch.nn.functional.normalize(texts, dim=-1)
+        logits = self.logit_scale.exp().clamp(max=self.max_scale) * cells @ texts.T
+        if mask is not None:
+            mask = mask.to(logits.device)
+            mask.fill_diagonal_(False)
+            logits = logits.masked_fill(mask, float("-inf"))
+        target = torch.arange(len(cells), device=logits.device)
+        ce = torch.nn.functional.cross_entropy
+        return (ce(logits, target) + ce(logits.T, target)) / 2
+
+    def get_config_dict(self) -> dict[str, float]:
+        return {"temperature": self.temperature, "max_scale": self.max_scale}
+
+
+#: Loss names accepted by :func:`make_loss` and ``mmc.tl.train(loss=...)``.
+LOSSES = ("mnrl", "cached_mnrl", "contrastive", "triplet", "clip")
+
+#: Dataset columns after the cell column each loss reads (besides ``label`` for contrastive).
+LOSS_COLUMNS = {
+    "mnrl": ("caption",),
+    "cached_mnrl": ("caption",),
+    "clip": ("caption",),
+    "contrastive": ("caption", "label"),
+    "triplet": ("caption", "negative"),
+}
+
+
+def check_loss(name: str, matryoshka_dims=None, embedding_dim: int | None = None) -> None:
+    """Raise a ValueError naming the fix if ``name`` or ``matryoshka_dims`` cannot be used."""
+    if name not in LOSSES:
+        raise ValueError(f"loss={name!r} is not one of {list(LOSSES)!r}.")
+    if matryoshka_dims is not None:
+        dims = list(matryoshka_dims)
+        if not dims or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in dims):
+            raise ValueError(f"matryoshka_dims must be positive ints, got {dims!r}.")
+        if embedding_dim is not None and max(dims) > embedding_dim:
+            raise ValueError(f"matryoshka_dims {dims!r} exceed the embedding dimension {embedding_dim}.")
+
+
+def make_loss(
+    name: str,
+    model,
+    *,
+    matryoshka_dims=None,
+    mini_batch_size: int = 32,
+    **kwargs,
+) -> torch.nn.Module:
+    """Build a training loss for cell-caption data by name.
+
+    Parameters
+    ----------
+    name
+        ``"mnrl"`` (:class:`CaptionAwareMNRLoss`, in-batch negatives without repeated captions),
+        ``"cached_mnrl"`` (``CachedMultipleNegativesRankingLoss``: large batches on small memory, in
+        chunks of ``mini_batch_size``), ``"contrastive"`` (``ContrastiveLoss`` on (cell, caption, 0/1 label)
+        pairs, cosine distance, margin 0.5), ``"triplet"`` (``TripletLoss`` on (cell, caption, other caption),
+        cosine distance, margin 0.3) or ``"clip"`` (:class:`CLIPLoss`).
+    model
+        The SentenceTransformer being trained.
+    matryoshka_dims
+        Wrap the loss in ``MatryoshkaLoss`` so embeddings truncated to any of these sizes still align
+        (the full dimension is added when missing).
+    mini_batch_size
+        Chunk size of ``"cached_mnrl"``.
+    **kwargs
+        Passed to the loss class (e.g. ``scale``, ``margin``, ``triplet_margin``, ``temperature``).
+
+    Returns
+    -------
+    The loss module.
+
+    """
+    from sentence_transformers.sentence_transformer import losses
+
+    dim = model.get_embedding_dimension()
+    check_loss(name, matryoshka_dims, dim)
+    if name == "mnrl":
+        loss = CaptionAwareMNRLoss(model, **kwargs)
+    elif name == "cached_mnrl":
+        loss = losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=mini_batch_size, **kwargs)
+    elif name == "contrastive":
+        kwargs.setdefault("margin", 0.5)
+        loss = losses.ContrastiveLoss(model, distance_metric=losses.SiameseDistanceMetric.COSINE_DISTANCE, **kwargs)
+    elif name == "triplet":
+        kwargs.setdefault("triplet_margin", 0.3)
+        loss = losses.TripletLoss(model, distance_metric=losses.TripletDistanceMetric.COSINE, **kwargs)
+    else:
+        loss = CLIPLoss(model, **kwargs)
+    if matryoshka_dims is not None:
+        dims = sorted({*map(int, matryoshka_dims), *( [dim] if dim else [])}, reverse=True)
+        loss = losses.MatryoshkaLoss(model, loss, dims)
+    return loss
+
+
+def loss_columns(name: str, cells: list, captions: list[str], *, seed: int = 0) -> dict[str, list]:
+    """Training columns for loss ``name`` from matched cells and captions.
+
+    ``"triplet"`` adds a ``negative`` column: for each cell a caption drawn at random among the *other*
+    distinct captions. ``"contrastive"`` returns two rows per cell, its caption with ``label`` 1 and a
+    different caption with ``label`` 0. The other losses take ``cell`` and ``caption`` as they are.
+    A negative is only possible with at least two distinct captions.
+    """
+    import numpy as np
+
+    check_loss(name)
+    if name not in ("triplet", "contrastive"):
+        return {"cell": list(cells), "caption": list(captions)}
+    uniq, inverse = np.unique(np.asarray(captions, dtype=object).astype(str), return_inverse=True)
+    if len(uniq) < 2:
+        raise ValueError(f"loss={name!r} needs negative captions, but all cells share one caption {uniq[0]!r}.")
+    rng = np.random.default_rng(seed)
+    # Draw among the other captions: an offset in 1..k-1 never lands on the cell's own caption.
+    neg = uniq[(inverse + rng.integers(1, len(uniq), size=len(inverse))) % len(uniq)].tolist()
+    if name == "triplet":
+        return {"cell": list(cells), "caption": list(captions), "negative": neg}
+    return {
+        "cell": list(cells) + list(cells),
+        "caption": list(captions) + neg,
+        "label": [1.0] * len(cells) + [0.0] * len(cells),
+    }

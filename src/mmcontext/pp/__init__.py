@@ -1,6 +1,7 @@
 """Preprocessing: initial embeddings and captions written into an AnnData."""
 
 from ._captions import captions, detect_caption_keys
+from ._dataset import build_dataset, resample_negatives
 from ._prepare import prepare
 
-__all__ = ["captions", "detect_caption_keys", "prepare"]
+__all__ = ["build_dataset", "resample_negatives", "captions", "detect_caption_keys", "prepare"]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 #: Name of the in-memory store the training cells are registered under.
 TRAIN_STORE = "train"
-LOSSES = ("mnrl",)
+LOSSES = ("mnrl", "cached_mnrl", "contrastive", "triplet", "clip")
 
 
 def _captions(adata: AnnData, caption_key: str | None) -> tuple[str, np.ndarray]:
@@ -58,6 +58,8 @@ def train(
     hidden_dim: int = 512,
     n_layers: int = 2,
     dropout: float = 0.1,
+    loss: str = "mnrl",
+    matryoshka_dims: list[int] | None = None,
     validation_split: float = 0.1,
     output_dir: str | os.PathLike | None = None,
     seed: int = 0,
@@ -104,6 +106,15 @@ def train(
         Seed for the split, the initial weights, shuffling and dropout.
     device
         Torch device; default from :attr:`mmcontext.settings.device`.
+    loss
+        ``"mnrl"`` (default; in-batch negatives, repeated captions not counted as negatives), ``"cached_mnrl"``
+        (the same with gradient caching: large batches on small memory), ``"contrastive"`` (each cell paired with
+        its caption, label 1, and with another caption, label 0), ``"triplet"`` (cell, caption, another caption)
+        or ``"clip"`` (symmetric cells<->captions loss with a learnable temperature);
+        see :func:`mmcontext.models.make_loss`.
+    matryoshka_dims
+        Also train embeddings truncated to these sizes (``MatryoshkaLoss``), e.g. ``[64, 128]``; use them with
+        ``model.truncate_dim`` or ``encode(..., truncate_dim=...)``.
     **training_args
         Passed to ``SentenceTransformerTrainingArguments`` (e.g. ``warmup_ratio``, ``weight_decay``).
 
@@ -135,7 +146,8 @@ def train(
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainingArguments
 
-    from ..models import ArrayStore, CaptionAwareMNRLoss, MMContextEncoder
+    from ..models import ArrayStore, MMContextEncoder
+    from ..models._losses import loss_columns, make_loss
     from ._trainer import MMContextTrainer
 
     rng = np.random.default_rng(seed)
@@ -152,6 +164,9 @@ def train(
         from ..pp._reference import space_from_adata
 
         if (gene_space := space_from_adata(adata, key)) is not None:
+    from ..models._losses import check_loss
+
+    check_loss(loss, matryoshka_dims)
             model.omics_encoder.set_input_arrays(**gene_space.arrays())
     model.set_text_trainable(text_trainable)
 
@@ -162,7 +177,7 @@ def train(
 
     def dataset(idx: np.ndarray) -> Dataset:
         refs = [model.processor.ref(TRAIN_STORE, n) for n in names[idx]]
-        return Dataset.from_dict({"cell": refs, "caption": [str(c) for c in captions[idx]]})
+        return Dataset.from_dict(loss_columns(loss, refs, [str(c) for c in captions[idx]], seed=seed))
 
     train_ds = dataset(train_cells)
     eval_ds = dataset(val_cells) if n_val else None
@@ -177,7 +192,7 @@ def train(
             warmup_ratio=training_args.pop("warmup_ratio", 0.1),
             seed=seed,
             data_seed=seed,
-            router_mapping={"cell": "omics", "caption": "text"},
+            router_mapping={"cell": "omics", "caption": "text", "negative": "text"},
             eval_strategy="epoch" if eval_ds is not None else "no",
             save_strategy="no",
             logging_steps=max(1, steps_per_epoch // 4),
@@ -191,7 +206,7 @@ def train(
             args=args,
             train_dataset=train_ds,
             eval_dataset=eval_ds,
-            loss=CaptionAwareMNRLoss(model),
+            loss=make_loss(loss, model, matryoshka_dims=matryoshka_dims),
             text_learning_rate=text_learning_rate,
         )
         try:
@@ -233,3 +248,5 @@ def _space_from_prepare(adata: AnnData, key: str) -> dict[str, Any]:
 def history_json(model: MMContextEncoder) -> str:
     """The training log of ``model`` as JSON."""
     return json.dumps(getattr(model, "mmc_history", []), indent=1)
+        "loss": loss,
+        "matryoshka_dims": list(matryoshka_dims or []),

@@ -1,0 +1,487 @@
+"""Training datasets by reference: cells as ``"<store>:<cell>"`` strings, vectors in embedding stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .. import _keys
+from .._logging import logger
+from .._validation import check_adata, get_obs_column
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from datasets import Dataset, DatasetDict
+
+META_KEY = "mmcontext"
+SHAPES = ("pairs", "multiplets")
+#: Rows of store vectors sampled to fit the omics tower's input scaler when training on a dataset.
+SCALER_SAMPLE = 20_000
+
+
+# -- labels and captions --------------------------------------------------------------------------
+def _label_key(adata: AnnData, label_key: str | None, caption_key: str) -> str:
+    if label_key is not None:
+        get_obs_column(adata, label_key)
+        return label_key
+    prep = adata.uns.get(_keys.UNS, {}).get("prepare", {})
+    role = prep.get("caption_keys", {})
+    if isinstance(role, Mapping) and role.get("cell_type") in adata.obs:
+        return str(role["cell_type"])
+    for col in _keys.CELL_TYPE_CANDIDATES:
+        if col in adata.obs:
+            return col
+    return caption_key
+
+
+def _caption_key(adata: AnnData, caption_key: str | None) -> str:
+    if caption_key is None:
+        caption_key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("caption_key", _keys.CAPTION)
+        if caption_key not in adata.obs:
+            raise KeyError(
+                f"adata.obs[{caption_key!r}] not found; run `mmc.pp.prepare(adata)` or `mmc.pp.captions(adata)` "
+                "first, or pass `caption_key=`."
+            )
+    get_obs_column(adata, caption_key)
+    return caption_key
+
+
+def _texts(col: pd.Series) -> np.ndarray:
+    vals = col.astype(object).to_numpy()
+    return np.array([v.strip() if isinstance(v, str) else "" for v in vals], dtype=object)
+
+
+# -- negatives ------------------------------------------------------------------------------------
+class NegativeSampler:
+    """Draws negative captions that are truly different from the anchor's.
+
+    A caption is a valid negative for an anchor caption ``c`` when it differs from ``c`` and no cell
+    carrying it has a label (cell type) of any cell carrying ``c``. With ``hard=True`` the draw is
+    limited to the ``pool`` valid captions most similar to ``c`` (TF-IDF cosine over words and
+    word pairs); otherwise it is uniform over all valid captions. Draws depend only on
+    ``(seed, epoch, row key)``, so they are reproducible, independent of batch order, and differ
+    between seeds and epochs.
+
+    Parameters
+    ----------
+    caption_labels
+        Each distinct caption and the labels of the cells that carry it.
+    n_negatives
+        Negatives per anchor.
+    hard
+        Prefer the most similar valid captions.
+    pool
+        Size of the hard-negative pool (default ``3 * n_negatives``).
+    seed
+        Base seed.
+
+    """
+
+    def __init__(self, caption_labels: Mapping[str, Sequence[str]], *, n_negatives: int = 1, hard: bool = False,
+                 pool: int | None = None, seed: int = 0) -> None:
+        self.captions = sorted(caption_labels)
+        self.n_negatives = int(n_negatives)
+        self.hard = bool(hard)
+        self.pool = int(pool) if pool is not None else 3 * self.n_negatives
+        self.seed = int(seed)
+        self.epoch = 0
+        #: Epochs for which :meth:`transform` has drawn negatives (for checks).
+        self.epochs_drawn: set[int] = set()
+        self._pos = {c: i for i, c in enumerate(self.captions)}
+        labels = [frozenset(map(str, caption_labels[c])) for c in self.captions]
+        n = len(self.captions)
+        valid = np.array([[i != j and not (labels[i] & labels[j]) for j in range(n)] for i in range(n)], dtype=bool)
+        order = np.tile(np.arange(n), (n, 1))
+        if self.hard and n > 1:
+            sim = _caption_similarity(self.captions)
+            order = np.argsort(-sim, axis=1, kind="stable")
+        self.candidates: list[np.ndarray] = []
+        for i in range(n):
+            cand = order[i][valid[i][order[i]]]
+            self.candidates.append(cand[: self.pool] if self.hard else cand)
+
+    def empty(self) -> list[str]:
+        """Captions for which no valid negative exists."""
+        return [c for c, cand in zip(self.captions, self.candidates, strict=True) if len(cand) == 0]
+
+    def draw(self, captions: Sequence[str], keys: Sequence[str], *, epoch: int | None = None) -> list[list[str]]:
+        """``n_negatives`` negative captions for each anchor caption; ``keys`` identify the rows (cell refs)."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        out = []
+        for cap, key in zip(captions, keys, strict=True):
+            cand = self.candidates[self._pos[cap]]
+            if len(cand) == 0:
+                raise ValueError(f"No valid negative caption for {cap!r}: every other caption shares its label.")
+            rng = np.random.default_rng([self.seed, epoch, zlib.crc32(str(key).encode("utf-8"))])
+            pick = rng.choice(len(cand), size=self.n_negatives, replace=len(cand) < self.n_negatives)
+            out.append([self.captions[cand[k]] for k in pick])
+        return out
+
+    def transform(self, batch: dict[str, list]) -> dict[str, list]:
+        """A ``datasets`` transform that replaces the ``negative_*`` columns with this epoch's draw."""
+        self.epochs_drawn.add(self.epoch)
+        negs = self.draw(batch["caption"], batch["cell"])
+        batch = dict(batch)
+        for j in range(self.n_negatives):
+            batch[f"negative_{j + 1}"] = [row[j] for row in negs]
+        return batch
+
+
+def _caption_similarity(captions: list[str]) -> np.ndarray:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(captions)
+    sim = (tfidf @ tfidf.T).toarray()
+    return sim
+
+
+# -- splits ---------------------------------------------------------------------------------------
+def _split_assign(groups: np.ndarray, sizes: tuple[float, float], rng: np.random.Generator,
+                  grouped: bool) -> np.ndarray:
+    """0 = train, 1 = validation, 2 = test for every cell; whole groups when ``grouped``."""
+    val_size, test_size = sizes
+    n = len(groups)
+    out = np.zeros(n, dtype=np.int8)
+    if not grouped:
+        perm = rng.permutation(n)
+        n_test = round(test_size * n)
+        n_val = round(val_size * n)
+        out[perm[:n_test]] = 2
+        out[perm[n_test : n_test + n_val]] = 1
+        return out
+    uniq, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    if len(uniq) < 1 + (val_size > 0) + (test_size > 0):
+        raise ValueError(
+            f"split_by has {len(uniq)} distinct values; at least {1 + (val_size > 0) + (test_size > 0)} are needed "
+            "for train/validation/test splits without sharing a group."
+        )
+    perm = rng.permutation(len(uniq))
+    assign = np.zeros(len(uniq), dtype=np.int8)
+    filled = {2: 0, 1: 0}
+    targets = {2: test_size * n, 1: val_size * n}
+    for g in perm:
+        for split in (2, 1):
+            room = targets[split] * 1.5 - filled[split]
+            if filled[split] < targets[split] and (counts[g] <= room or (filled[split] == 0 and counts[g] <= n / 2)):
+                assign[g] = split
+                filled[split] += counts[g]
+                break
+    for split in (2, 1):  # a requested split that got no group takes the smallest train group
+        train_groups = np.flatnonzero(assign == 0)
+        if targets[split] > 0 and filled[split] == 0 and len(train_groups) > 1:
+            g = train_groups[np.argmin(counts[train_groups])]
+            assign[g] = split
+            filled[split] += counts[g]
+    if not (assign == 0).any():
+        raise ValueError(
+            f"No {'group'} is left for the train split ({len(uniq)} groups); lower validation_size/test_size."
+        )
+    return assign[inverse]
+
+
+# -- the builder ----------------------------------------------------------------------------------
+def build_dataset(
+    adata: AnnData | Sequence[AnnData] | Mapping[str, AnnData],
+    store_dir: str | os.PathLike,
+    *,
+    shape: Literal["pairs", "multiplets"] = "multiplets",
+    caption_key: str | None = None,
+    label_key: str | None = None,
+    use_rep: str | None = None,
+    split_by: str | None = None,
+    validation_size: float = 0.1,
+    test_size: float = 0.0,
+    n_negatives: int = 1,
+    hard_negatives: bool = False,
+    negative_pool: int | None = None,
+    seed: int = 0,
+) -> DatasetDict:
+    """Build a training dataset of cell references and captions from one or several AnnData objects.
+
+    The initial embeddings of each AnnData are written once to an embedding store under
+    ``store_dir`` (see :func:`mmcontext.models.write_store`); the dataset holds only references
+    ``"<store>:<obs_name>"``, resolved to vectors by the model's processor. Train on it with
+    ``mmc.tl.train(dataset=...)``, which opens the stores and remembers them in the model.
+
+    Columns (all strings but ``label``):
+
+    * ``shape="multiplets"``: ``cell`` (anchor cell reference), ``caption`` (its caption),
+      ``negative_1`` ... ``negative_<n>`` (captions of other cell types) - for
+      MultipleNegativesRankingLoss / TripletLoss. During training the negatives are drawn afresh
+      each epoch; the stored columns are the epoch-0 draw.
+    * ``shape="pairs"``: ``cell``, ``caption``, ``label`` (float: 1.0 the cell's own caption, 0.0 a
+      sampled caption of another cell type; ``n_negatives`` such rows per cell) - for
+      ContrastiveLoss / CoSENT-style losses.
+
+    A negative caption is never the anchor's caption and is never carried by a cell with the
+    anchor caption's label (``label_key``), so two captions of the same cell type are not
+    negatives of each other.
+
+    Parameters
+    ----------
+    adata
+        One AnnData, a list (stores named ``adata0``, ``adata1``, ...), or a mapping of store
+        name to AnnData.
+    store_dir
+        Folder for the embedding stores, one subfolder per AnnData. An existing store with the
+        same content is reused, not rewritten.
+    shape
+        ``"multiplets"`` or ``"pairs"``.
+    caption_key
+        ``obs`` column of captions; default: the one :func:`~mmcontext.pp.prepare` wrote. Cells with
+        an empty caption are left out.
+    label_key
+        ``obs`` column of the cell type that decides which captions are truly different; default:
+        the cell-type column the captions were built from, else a known cell-type column, else
+        the caption itself.
+    use_rep
+        ``obsm`` key of the initial embedding; default: the one :func:`~mmcontext.pp.prepare` recorded.
+    split_by
+        ``obs`` column (donor, sample, batch) whose values are never split between train,
+        validation and test; ``None``: cells are split at random.
+    validation_size, test_size
+        Approximate fractions of cells in the validation and test splits (0 omits the split).
+    n_negatives
+        Negative captions per anchor (multiplets: columns; pairs: rows per cell).
+    hard_negatives
+        Draw negatives from the ``negative_pool`` valid captions most similar to the anchor's.
+    negative_pool
+        Hard-negative pool size; default ``3 * n_negatives``.
+    seed
+        Seed for the split and the negatives.
+
+    Returns
+    -------
+    A ``datasets.DatasetDict`` with ``train`` and, when their sizes are > 0, ``validation`` and
+    ``test`` splits. Each split's ``info.description`` holds JSON (key ``"mmcontext"``) with the
+    stores (name -> source and sha256), the shape, the negative-sampling parameters and each
+    caption's labels, so a dataset saved with ``save_to_disk`` and reloaded trains the same way.
+    Writes one store folder per AnnData under ``store_dir``; the AnnData objects are not changed.
+
+    Examples
+    --------
+    >>> ds = mmc.pp.build_dataset(adata, "stores", split_by="donor_id", n_negatives=2)  # doctest: +SKIP
+    >>> model = mmc.tl.train(dataset=ds, epochs=3)  # doctest: +SKIP
+
+    """
+    # -- validate everything before writing ------------------------------------------------------
+    from anndata import AnnData
+
+    if isinstance(adata, AnnData):
+        named = {"adata0": adata}
+    elif isinstance(adata, Mapping):
+        named = {str(k): v for k, v in adata.items()}
+    elif isinstance(adata, Sequence) and not isinstance(adata, str):
+        named = {f"adata{i}": a for i, a in enumerate(adata)}
+    else:
+        raise TypeError(f"Expected an AnnData, a list or a dict of AnnData, got {type(adata).__name__}.")
+    if not named:
+        raise ValueError("No AnnData given.")
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}.")
+    if n_negatives < 1:
+        raise ValueError(f"n_negatives must be >= 1, got {n_negatives}.")
+    if not (0 <= validation_size < 1 and 0 <= test_size < 1 and validation_size + test_size < 1):
+        raise ValueError(
+            f"validation_size and test_size must be in [0, 1) with a sum < 1, got {validation_size}, {test_size}."
+        )
+    if negative_pool is not None and negative_pool < n_negatives:
+        raise ValueError(f"negative_pool ({negative_pool}) must be >= n_negatives ({n_negatives}).")
+    from .._validation import get_obsm
+    from ..pp._prepare import init_key
+
+    parts = []
+    dims = {}
+    for name, ad in named.items():
+        if ":" in name or not name:
+            raise ValueError(f"Store name {name!r} must be non-empty and contain no ':'.")
+        check_adata(ad, min_obs=1)
+        ckey = _caption_key(ad, caption_key)
+        lkey = _label_key(ad, label_key, ckey)
+        key = init_key(ad, use_rep)
+        dims[name] = get_obsm(ad, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.").shape[1]
+        caps = _texts(ad.obs[ckey])
+        labels = ad.obs[lkey].astype(str).to_numpy()
+        if split_by is not None:
+            groups = get_obs_column(ad, split_by).astype(str).to_numpy()
+        else:
+            groups = np.zeros(ad.n_obs, dtype=object)
+        ok = caps != ""
+        if not ok.any():
+            raise ValueError(f"adata.obs[{ckey!r}] of {name!r} holds no non-empty captions.")
+        if n_skip := int((~ok).sum()):
+            logger.warning("%d cells of %r have no caption in obs[%r] and are left out.", n_skip, name, ckey)
+        parts.append((name, ad, key, ad.obs_names.astype(str).to_numpy()[ok], caps[ok], labels[ok], groups[ok]))
+    if len(set(dims.values())) > 1:
+        raise ValueError(
+            f"The initial embeddings differ in length across AnnData objects: {dims}; one model reads one length."
+        )
+
+    names_all = np.concatenate([np.array([f"{p[0]}:{c}" for c in p[3]], dtype=object) for p in parts])
+    caps_all = np.concatenate([p[4] for p in parts])
+    labels_all = np.concatenate([p[5] for p in parts])
+    groups_all = np.concatenate([p[6] for p in parts])
+    rng = np.random.default_rng(seed)
+    assign = _split_assign(groups_all, (validation_size, test_size), rng, grouped=split_by is not None)
+    split_names = {0: "train", 1: "validation", 2: "test"}
+
+    samplers = {}
+    for code, split in split_names.items():
+        mask = assign == code
+        if not mask.any():
+            continue
+        cl = pd.Series(labels_all[mask]).groupby(caps_all[mask]).unique()
+        cap_labels = {str(c): sorted(map(str, v)) for c, v in cl.items()}
+        sampler = NegativeSampler(cap_labels, n_negatives=n_negatives, hard=hard_negatives, pool=negative_pool,
+                                  seed=seed)
+        if bad := sampler.empty():
+            raise ValueError(
+                f"The {split} split has no valid negative for captions {bad[:3]!r}: every other caption there shares "
+                f"their label. Use more cell types, another `label_key=`, or a different split."
+            )
+        samplers[split] = sampler
+
+    # -- write the stores (once) -----------------------------------------------------------------
+    from datasets import Dataset, DatasetDict, DatasetInfo
+
+    from ..models._store import write_store
+
+    stores = {}
+    for name, ad, key, *_ in parts:
+        store = write_store(ad, Path(store_dir) / name, use_rep=key, name=name, overwrite=True)
+        stores[name] = store.spec()
+
+    out = {}
+    for code, split in split_names.items():
+        if split not in samplers:
+            continue
+        mask = assign == code
+        cells, caps = names_all[mask].tolist(), caps_all[mask].tolist()
+        sampler = samplers[split]
+        negs = sampler.draw(caps, cells, epoch=0)
+        if shape == "multiplets":
+            data: dict[str, list] = {"cell": cells, "caption": caps}
+            for j in range(n_negatives):
+                data[f"negative_{j + 1}"] = [row[j] for row in negs]
+        else:
+            rows_cell, rows_cap, rows_label = [], [], []
+            for cell, cap, neg in zip(cells, caps, negs, strict=True):
+                rows_cell += [cell] * (1 + n_negatives)
+                rows_cap += [cap, *neg]
+                rows_label += [1.0] + [0.0] * n_negatives
+            data = {"cell": rows_cell, "caption": rows_cap, "label": rows_label}
+        meta = {
+            "shape": shape,
+            "stores": stores,
+            "dim": int(next(iter(dims.values()))),
+            "n_negatives": int(n_negatives),
+            "hard_negatives": bool(hard_negatives),
+            "negative_pool": sampler.pool,
+            "seed": int(seed),
+            "split_by": split_by,
+            "caption_labels": {c: sorted(map(str, lab)) for c, lab in
+                               pd.Series(labels_all[mask]).groupby(caps_all[mask]).unique().items()},
+        }
+        info = DatasetInfo(description=json.dumps({META_KEY: meta}))
+        out[split] = Dataset.from_dict(data, info=info)
+    ds = DatasetDict(out)
+    logger.info("built %s dataset: %s", shape, ", ".join(f"{k} {len(v)} rows" for k, v in ds.items()))
+    return ds
+
+
+# -- reading datasets back ------------------------------------------------------------------------
+def dataset_meta(dataset: Dataset) -> dict[str, Any]:
+    """The mmcontext metadata :func:`build_dataset` stored in ``dataset.info.description``."""
+    try:
+        meta = json.loads(dataset.info.description or "")[META_KEY]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(
+            "This dataset was not made by `mmc.pp.build_dataset` (no mmcontext metadata in `info.description`); "
+            "build it with `mmc.pp.build_dataset(adata, store_dir)`."
+        ) from None
+    return meta
+
+
+def sampler_for(dataset: Dataset) -> NegativeSampler | None:
+    """The negative sampler of a multiplets dataset (``None`` for pairs), rebuilt from its metadata."""
+    meta = dataset_meta(dataset)
+    if meta["shape"] != "multiplets":
+        return None
+    return NegativeSampler(meta["caption_labels"], n_negatives=meta["n_negatives"], hard=meta["hard_negatives"],
+                           pool=meta["negative_pool"], seed=meta["seed"])
+
+
+def resample_negatives(dataset: Dataset, *, epoch: int) -> Dataset:
+    """Return a copy of a multiplets ``dataset`` with the negatives drawn for ``epoch`` (epoch 0 = as built)."""
+    sampler = sampler_for(dataset)
+    if sampler is None:
+        raise ValueError("Only multiplets datasets have negative columns to resample; this one holds pairs.")
+    sampler.epoch = epoch
+    return dataset.map(sampler.transform, batched=True, load_from_cache_file=False)
+
+
+#: Losses that read ``(cell, caption, label)`` pairs; the others read ``(cell, caption[, negatives])``.
+PAIR_LOSSES = ("contrastive",)
+
+
+def training_inputs(dataset: Any, model: Any = None, *, loss: str | None = None) -> dict[str, Any]:
+    """Everything ``mmc.tl.train`` needs from a :func:`build_dataset` result.
+
+    Opens the stores, returns the train/eval datasets (multiplets re-draw negatives each epoch
+    through a transform), the router mapping of the columns, the store dimension, a sample of
+    training vectors for the input scaler, and a Trainer callback that advances the epoch.
+    """
+    from datasets import Dataset, DatasetDict
+
+    from ..models._store import open_store_spec
+
+    if isinstance(dataset, Dataset):
+        dataset = DatasetDict({"train": dataset})
+    if not isinstance(dataset, DatasetDict) or "train" not in dataset:
+        raise ValueError(
+            "`dataset=` must be a Dataset or a DatasetDict with a 'train' split from `mmc.pp.build_dataset`."
+        )
+    train = dataset["train"]
+    meta = dataset_meta(train)
+    if loss is not None and (meta["shape"] == "pairs") != (loss in PAIR_LOSSES):
+        fix = f"loss={PAIR_LOSSES[0]!r}" if meta["shape"] == "pairs" else "loss='mnrl' (or another non-pair loss)"
+        raise ValueError(f"A {meta['shape']} dataset cannot train with loss={loss!r}; pass {fix}, or rebuild the "
+                         f"dataset with `shape={'multiplets' if meta['shape'] == 'pairs' else 'pairs'!r}`.")
+    if model is not None and model.input_dim != meta["dim"]:
+        raise ValueError(f"The dataset's stores hold {meta['dim']}-d vectors but the model's omics tower expects "
+                         f"{model.input_dim}.")
+    stores = {name: open_store_spec(spec) for name, spec in meta["stores"].items()}
+    eval_ds = dataset.get("validation")
+    mapping = {c: "text" for c in train.column_names if c == "caption" or c.startswith("negative_")}
+    mapping["cell"] = "omics"
+    samplers = []
+    if meta["shape"] == "multiplets":
+        train_sampler = sampler_for(train)
+        train = train.with_transform(train_sampler.transform)
+        samplers.append(train_sampler)
+    # scaler sample: training cells' vectors, read from the stores
+    rng = np.random.default_rng(meta["seed"])
+    cells = np.asarray(dataset["train"]["cell"], dtype=object)
+    cells = np.unique(cells)
+    pick = cells[rng.choice(len(cells), size=min(len(cells), SCALER_SAMPLE), replace=False)]
+    by_store: dict[str, list[str]] = {}
+    for ref in pick:
+        name, _, cell = str(ref).partition(":")
+        by_store.setdefault(name, []).append(cell)
+    X = np.concatenate([stores[n].rows(ids) for n, ids in by_store.items()])
+    from transformers import TrainerCallback
+
+    class _Epoch(TrainerCallback):
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            for s in samplers:
+                s.epoch = round(state.epoch or 0)
+
+    return {"train": train, "eval": eval_ds, "router_mapping": mapping, "stores": stores, "dim": int(meta["dim"]),
+            "X_scaler": X, "callback": _Epoch(), "samplers": samplers, "shape": meta["shape"]}
