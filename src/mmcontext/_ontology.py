@@ -168,6 +168,14 @@ _REFINE_MARGIN = 0.2  # how much lower a more specific term may score and still 
 _DEFINITION_WEIGHT = 0.3  # a marker confirmed by the definition, not the name, counts a bit less
 _CD_RE = re.compile(r"^cd\d+[a-z]*$")
 
+#: Hematopoietic lineages named in captions, by the CL terms whose descendants belong to them. CL does not
+#: place dendritic cells under "myeloid cell", so the mononuclear phagocytes are listed too.
+LINEAGES: dict[str, tuple[str, ...]] = {
+    "erythroid": ("CL:0000764",),  # erythroid lineage cell (CL files it under myeloid cell: checked first)
+    "lymphoid": ("CL:0000542", "CL:0000838"),  # lymphocyte, lymphocyte of B lineage
+    "myeloid": ("CL:0000763", "CL:0000766", "CL:0000113"),  # myeloid cell, myeloid leukocyte, mononuclear phagocyte
+}
+
 
 def _marker(name: str, polarity: str) -> str:
     name = name.replace("-", "")
@@ -629,6 +637,34 @@ class CellOntology:
                     sentence = sentence.rstrip(",;:") + " ..."
                 text += f". {sentence}"
         return text
+
+    def lineage(self, label: str) -> str | None:
+        """Return the hematopoietic lineage of a cell type label (``"myeloid"``, ``"lymphoid"``, ``"erythroid"``).
+
+        Parameters
+        ----------
+        label
+            A cell type name or CL id.
+
+        Returns
+        -------
+        The first lineage in :data:`LINEAGES` whose root terms include the matched term or one of its
+        ancestors, or `None` (no match, or no lineage).
+
+        Examples
+        --------
+        >>> CellOntology.load().lineage("Dendritic")
+        'myeloid'
+
+        """
+        term = self.match(label)
+        if term is None:
+            return None
+        ancestors = set(self._raw[term.id].get("ancestors", {})) | {term.id}
+        for name, roots in LINEAGES.items():
+            if ancestors.intersection(roots):
+                return name
+        return None
 
     def _informative_ancestors(self, term: OntologyTerm) -> list[str]:
         """Ancestor names without qualified variants of a near ancestor ("group 1 innate lymphoid cell")."""

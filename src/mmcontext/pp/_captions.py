@@ -119,7 +119,11 @@ def _ontology_describer():
 
     def describe(label: str) -> str:
         phrase = onto.describe(label, detail="short")
-        return f"A {label} cell" if phrase == label else f"A {phrase}"
+        if phrase == label:
+            return f"A {label} cell"
+        # the lineage word lets broad queries ("myeloid cells") find types whose CL names lack it
+        lineage = onto.lineage(label)
+        return f"A {phrase}, of the {lineage} lineage" if lineage else f"A {phrase}"
 
     return describe
 
