@@ -40,9 +40,12 @@ class OmicsEncoder(InputModule):
     input_space
         JSON-serialisable description of the initial embedding the model was trained on
         (e.g. ``{"method": "pca", "obsm_key": "X_pca"}``), checked when new data is embedded.
+    stores
+        File-backed embedding stores the processor re-opens on first use, by name:
+        ``{"pbmc": {"source": path or URL, "sha256": hash}}`` (saved with the model).
     """
 
-    config_keys = ["input_dim", "output_dim", "hidden_dim", "n_layers", "dropout", "input_space"]
+    config_keys = ["input_dim", "output_dim", "hidden_dim", "n_layers", "dropout", "input_space", "stores"]
     save_in_root = False
 
     def __init__(
@@ -53,6 +56,7 @@ class OmicsEncoder(InputModule):
         n_layers: int = 2,
         dropout: float = 0.1,
         input_space: dict[str, Any] | None = None,
+        stores: dict[str, dict[str, str]] | None = None,
     ) -> None:
         super().__init__()
         if input_dim < 1 or output_dim < 1 or n_layers < 1:
@@ -72,7 +76,7 @@ class OmicsEncoder(InputModule):
             if i < len(dims) - 2:
                 layers += [nn.GELU(), nn.Dropout(self.dropout)]
         self.net = nn.Sequential(*layers)
-        self.processor = MMContextProcessor()
+        self.processor = MMContextProcessor(sources=stores)
         #: Arrays that rebuild the initial embedding from expression by gene name (see :meth:`set_input_arrays`).
         self.input_arrays: dict[str, np.ndarray] = {}
 
@@ -102,6 +106,11 @@ class OmicsEncoder(InputModule):
                 raise ValueError(f"PCA loadings {loadings.shape} and mean {mean.shape} do not match {len(genes)} genes.")
             arrays.update(loadings=loadings, mean=mean)
         self.input_arrays = arrays
+
+    @property
+    def stores(self) -> dict[str, dict[str, str]]:
+        """Remembered file-backed stores (name -> source and sha256), saved in the module config."""
+        return {k: dict(v) for k, v in self.processor.sources.items()}
 
     @property
     def modalities(self) -> list[str]:  # noqa: D102
