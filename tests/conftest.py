@@ -37,7 +37,7 @@ def pbmc_split():
 def trained_model(pbmc_split):
     """A model trained once per session on the PBMC training cells (read-only: copy before changing it)."""
     train, _ = pbmc_split
-    return mmc.tl.train(train, epochs=6, seed=0)
+    return mmc.tl.train(train, epochs=10, seed=0)
 
 
 def make_adata(n_obs: int = 40, n_vars: int = 30, *, seed: int = 0, n_types: int = 3) -> ad.AnnData:

@@ -51,8 +51,15 @@ def _pca(X, n_components: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.nd
         from scipy.sparse.linalg import LinearOperator, svds
 
         Xc = X.astype(np.float64)
-        op = LinearOperator(Xc.shape, matvec=lambda v: Xc @ v - mean @ v, rmatvec=lambda v: Xc.T @ v - mean * v.sum(),
-                            dtype=np.float64)
+        def matvec(v):
+            v = np.ravel(v)
+            return Xc @ v - mean @ v
+
+        def rmatvec(v):
+            v = np.ravel(v)
+            return Xc.T @ v - mean * v.sum()
+
+        op = LinearOperator(Xc.shape, matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
         rng = np.random.default_rng(seed)
         k = min(n_components, min(X.shape) - 1)
         u, s, vt = svds(op, k=k, v0=rng.standard_normal(min(X.shape)))
@@ -61,7 +68,9 @@ def _pca(X, n_components: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.nd
         signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
         u, vt = u * signs, vt * signs[:, None]
         return (u * s).astype(np.float32), vt.astype(np.float32), mean.astype(np.float32)
-    pca = PCA(n_components=n_components, svd_solver="auto", random_state=seed)
+    # exact solvers where affordable: the randomized one drifts on trailing components
+    solver = "covariance_eigh" if X.shape[1] <= 5000 else "randomized"
+    pca = PCA(n_components=n_components, svd_solver=solver, random_state=seed)
     scores = pca.fit_transform(np.asarray(X, dtype=np.float64))
     return scores.astype(np.float32), pca.components_.astype(np.float32), pca.mean_.astype(np.float32)
 

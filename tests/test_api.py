@@ -1,0 +1,46 @@
+"""The public API keeps the scanpy conventions, and `import mmcontext` stays cheap."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+import mmcontext as mmc
+
+WRITERS = [mmc.pp.prepare, mmc.pp.captions, mmc.tl.embed, mmc.tl.query, mmc.tl.annotate]
+PUBLIC = [getattr(ns, name) for ns in (mmc.pp, mmc.tl, mmc.pl) for name in ns.__all__]
+
+
+@pytest.mark.parametrize("func", PUBLIC, ids=lambda f: f"{f.__module__}.{f.__name__}")
+def test_signature_conventions(func):
+    params = list(inspect.signature(func).parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    assert len(positional) <= 3, f"{func.__name__}: at most three positional parameters"
+    for p in positional:
+        assert not isinstance(p.default, bool), f"{func.__name__}: boolean {p.name!r} must be keyword-only"
+    if func is not mmc.pl.training:
+        assert params[0].name == "adata"
+    assert func.__doc__ and "Returns" in func.__doc__, f"{func.__name__}: document what it returns"
+
+
+@pytest.mark.parametrize("func", WRITERS, ids=lambda f: f.__name__)
+def test_writers_take_key_added_and_copy(func):
+    params = inspect.signature(func).parameters
+    assert params["copy"].default is False and params["copy"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert "key_added" in params
+
+
+def test_import_is_cheap():
+    code = "import sys, mmcontext; print(sorted(m for m in ('torch', 'sentence_transformers', 'datasets') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_query_key_names():
+    assert mmc._keys.query_key("Natural killer cells") == "mmc_natural_killer_cells"
+    assert mmc._keys.query_key("CD4+/CD25 T-reg ") == "mmc_cd4_cd25_t_reg"
+    with pytest.raises(ValueError, match="key_added"):
+        mmc._keys.query_key("+++")

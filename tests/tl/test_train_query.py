@@ -1,0 +1,127 @@
+"""The main path on real data: train on the PBMC training cells, check held-out quality."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+import mmcontext as mmc
+from mmcontext.datasets import PBMC_LABEL_KEY
+
+# Queries whose words are in no caption's label: the issue's paraphrase set.
+CORE_QUERIES = {
+    "monocytes": ["CD14+ Monocyte"],
+    "B lymphocytes": ["CD19+ B"],
+    "natural killer cells": ["CD56+ NK"],
+    "dendritic cells": ["Dendritic"],
+    "regulatory T cells": ["CD4+/CD25 T Reg"],
+    "hematopoietic stem and progenitor cells": ["CD34+"],
+    "cytotoxic T cells": ["CD8+ Cytotoxic T", "CD8+/CD45RA+ Naive Cytotoxic"],
+}
+
+
+def test_training_history_and_loss_goes_down(trained_model):
+    losses = [e["loss"] for e in trained_model.mmc_history if "loss" in e]
+    assert len(losses) >= 4
+    assert np.mean(losses[-2:]) < 0.5 * np.mean(losses[:2])
+    assert any("eval_loss" in e for e in trained_model.mmc_history)
+
+
+def test_heldout_zero_shot_accuracy_and_paraphrase_auroc(trained_model, pbmc_split):
+    _, test = pbmc_split
+    test = test.copy()
+    labels = list(test.obs[PBMC_LABEL_KEY].cat.categories)
+    mmc.tl.annotate(test, trained_model, labels)
+    acc = float((test.obs["mmc_label"].astype(str) == test.obs[PBMC_LABEL_KEY].astype(str)).mean())
+    assert acc >= 0.80, acc
+    mmc.tl.query(test, trained_model, list(CORE_QUERIES))
+    truth = test.obs[PBMC_LABEL_KEY].astype(str)
+    aurocs = {q: roc_auc_score(truth.isin(pos), test.obs[mmc._keys.query_key(q)]) for q, pos in CORE_QUERIES.items()}
+    assert np.mean(list(aurocs.values())) >= 0.90, aurocs
+    res = mmc.tl.evaluate(test, label_key=PBMC_LABEL_KEY, queries=CORE_QUERIES)
+    assert res.query("metric == 'accuracy'")["value"].item() == pytest.approx(acc)
+    assert res.query("metric == 'auroc' and subject == 'mean'")["value"].item() == pytest.approx(
+        np.mean(list(aurocs.values()))
+    )
+
+
+def test_embed_is_unit_norm_and_independent_of_batch_and_subset(trained_model, pbmc_split):
+    _, test = pbmc_split
+    full = mmc.tl.embed(test, trained_model, copy=True).obsm["X_mmc"]
+    assert full.shape == (140, trained_model.omics_encoder.output_dim)
+    np.testing.assert_allclose(np.linalg.norm(full, axis=1), 1, atol=1e-5)
+    sub = mmc.tl.embed(test[::7].copy(), trained_model, batch_size=3, copy=True).obsm["X_mmc"]
+    np.testing.assert_allclose(sub, full[::7], atol=1e-5)
+
+
+def test_query_writes_float_columns_that_survive_h5ad(trained_model, pbmc_split, tmp_path):
+    _, test = pbmc_split
+    adata = test.copy()
+    mmc.tl.embed(adata, trained_model)
+    mmc.tl.query(adata, trained_model, ["natural killer cells", "Monocytes!"])
+    mmc.tl.annotate(adata, trained_model, PBMC_LABEL_KEY)
+    for key in ("mmc_natural_killer_cells", "mmc_monocytes"):
+        assert adata.obs[key].dtype == np.float32
+        assert adata.obs[key].between(-1, 1).all()
+    assert adata.uns["mmcontext"]["query"]["queries"] == ["natural killer cells", "Monocytes!"]
+    adata.write_h5ad(tmp_path / "q.h5ad")
+    back = ad.read_h5ad(tmp_path / "q.h5ad")
+    np.testing.assert_array_equal(back.obs["mmc_monocytes"], adata.obs["mmc_monocytes"])
+    np.testing.assert_array_equal(back.obsm["X_mmc"], adata.obsm["X_mmc"])
+    assert (back.obs["mmc_label"] == adata.obs["mmc_label"]).all()
+    assert back.uns["mmcontext"]["embed"]["model_fingerprint"] == adata.uns["mmcontext"]["embed"]["model_fingerprint"]
+
+
+def test_query_reuses_joint_embedding_only_from_the_same_model(trained_model, pbmc_split):
+    _, test = pbmc_split
+    adata = test.copy()
+    mmc.tl.embed(adata, trained_model)
+    adata.obsm["X_mmc"] = np.zeros_like(adata.obsm["X_mmc"])  # stale embedding from "this" model
+    mmc.tl.query(adata, trained_model, "monocytes")
+    assert (adata.obs["mmc_monocytes"] == 0).all()
+    adata.uns["mmcontext"]["embed"]["model_fingerprint"] = "another-model"
+    mmc.tl.query(adata, trained_model, "monocytes")
+    assert adata.obs["mmc_monocytes"].std() > 0
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda a, m: mmc.tl.embed(a, m, use_rep="X_pca"), "expects"),
+        (lambda a, m: mmc.tl.embed(a, m, use_rep="X_nope"), "not found"),
+        (lambda a, m: mmc.tl.query(a, m, []), "empty"),
+        (lambda a, m: mmc.tl.query(a, m, ["ok", "OK"]), "duplicate"),
+        (lambda a, m: mmc.tl.query(a, m, "x", key_added=["a", "b"]), "2 names"),
+        (lambda a, m: mmc.tl.annotate(a, m, "no_such_column"), "not found"),
+        (lambda a, m: mmc.tl.train(a, caption_key="nope"), "not found"),
+        (lambda a, m: mmc.tl.train(a, model=m, use_rep="X_pca"), "expects"),
+    ],
+)
+def test_tl_bad_input_is_clear_and_leaves_adata_unchanged(trained_model, pbmc_split, call, match):
+    _, test = pbmc_split
+    adata = test.copy()
+    before_obs, before_obsm, before_uns = adata.obs.copy(), set(adata.obsm), set(adata.uns["mmcontext"])
+    with pytest.raises((KeyError, ValueError), match=match):
+        call(adata, trained_model)
+    assert adata.obs.equals(before_obs)
+    assert set(adata.obsm) == before_obsm
+    assert set(adata.uns["mmcontext"]) == before_uns
+
+
+def test_nan_in_initial_embedding_is_rejected(trained_model, pbmc_split):
+    _, test = pbmc_split
+    adata = test.copy()
+    adata.obsm["X_mmc_init"][5, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        mmc.tl.embed(adata, trained_model)
+    assert "X_mmc" not in adata.obsm
+
+
+def test_train_on_tiny_synthetic_data_with_validation_split_zero(tiny):
+    mmc.pp.prepare(tiny, ontology=False)
+    model = mmc.tl.train(tiny, epochs=2, batch_size=8, validation_split=0, hidden_dim=32)
+    assert tiny.uns["mmcontext"]["train"]["n_validation"] == 0
+    emb = model.encode_cells(tiny.obsm["X_mmc_init"])
+    assert emb.shape == (40, 384)
