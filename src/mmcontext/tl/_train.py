@@ -55,11 +55,11 @@ def train(
     learning_rate: float = 1e-3,
     text_learning_rate: float = 2e-5,
     text_trainable: bool | int | str = False,
+    loss: str = "mnrl",
+    matryoshka_dims: list[int] | None = None,
     hidden_dim: int = 512,
     n_layers: int = 2,
     dropout: float = 0.1,
-    loss: str = "mnrl",
-    matryoshka_dims: list[int] | None = None,
     validation_split: float = 0.1,
     output_dir: str | os.PathLike | None = None,
     seed: int = 0,
@@ -96,6 +96,15 @@ def train(
         Learning rate of the text layers that train (``text_trainable``).
     text_trainable
         ``False`` (default) freezes the text tower; ``True`` trains all of it; an ``int`` trains its top n layers.
+    loss
+        ``"mnrl"`` (default; in-batch negatives, repeated captions not counted as negatives), ``"cached_mnrl"``
+        (the same with gradient caching: large batches on small memory), ``"contrastive"`` (each cell paired with
+        its caption, label 1, and with another caption, label 0), ``"triplet"`` (cell, caption, another caption)
+        or ``"clip"`` (symmetric cells<->captions loss with a learnable temperature);
+        see :func:`mmcontext.models.make_loss`.
+    matryoshka_dims
+        Also train embeddings truncated to these sizes (``MatryoshkaLoss``), e.g. ``[64, 128]``; use them with
+        ``model.truncate_dim`` or ``encode(..., truncate_dim=...)``.
     hidden_dim, n_layers, dropout
         Shape of a new omics tower.
     validation_split
@@ -106,15 +115,6 @@ def train(
         Seed for the split, the initial weights, shuffling and dropout.
     device
         Torch device; default from :attr:`mmcontext.settings.device`.
-    loss
-        ``"mnrl"`` (default; in-batch negatives, repeated captions not counted as negatives), ``"cached_mnrl"``
-        (the same with gradient caching: large batches on small memory), ``"contrastive"`` (each cell paired with
-        its caption, label 1, and with another caption, label 0), ``"triplet"`` (cell, caption, another caption)
-        or ``"clip"`` (symmetric cells<->captions loss with a learnable temperature);
-        see :func:`mmcontext.models.make_loss`.
-    matryoshka_dims
-        Also train embeddings truncated to these sizes (``MatryoshkaLoss``), e.g. ``[64, 128]``; use them with
-        ``model.truncate_dim`` or ``encode(..., truncate_dim=...)``.
     **training_args
         Passed to ``SentenceTransformerTrainingArguments`` (e.g. ``warmup_ratio``, ``weight_decay``).
 
@@ -138,6 +138,9 @@ def train(
         )
     if not 0 <= validation_split < 1:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}.")
+    from ..models._losses import check_loss
+
+    check_loss(loss, matryoshka_dims)
     if epochs < 1 or batch_size < 2:
         raise ValueError(f"epochs must be >= 1 and batch_size >= 2, got {epochs} and {batch_size}.")
     if n_skipped := int((~ok).sum()):
@@ -164,9 +167,6 @@ def train(
         from ..pp._reference import space_from_adata
 
         if (gene_space := space_from_adata(adata, key)) is not None:
-    from ..models._losses import check_loss
-
-    check_loss(loss, matryoshka_dims)
             model.omics_encoder.set_input_arrays(**gene_space.arrays())
     model.set_text_trainable(text_trainable)
 
@@ -224,6 +224,8 @@ def train(
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "text_trainable": str(text_trainable),
+        "loss": loss,
+        "matryoshka_dims": list(matryoshka_dims or []),
         "text_model": str(model.model_card_data.base_model),
         "seed": seed,
     }
@@ -248,5 +250,3 @@ def _space_from_prepare(adata: AnnData, key: str) -> dict[str, Any]:
 def history_json(model: MMContextEncoder) -> str:
     """The training log of ``model`` as JSON."""
     return json.dumps(getattr(model, "mmc_history", []), indent=1)
-        "loss": loss,
-        "matryoshka_dims": list(matryoshka_dims or []),
