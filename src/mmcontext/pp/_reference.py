@@ -126,6 +126,7 @@ def project(
     Returns
     -------
     The float32 initial embedding (cells x ``space.n_features``) and the number of missing genes.
+
     """
     import pandas as pd
 
@@ -140,8 +141,9 @@ def project(
     n_missing = int((~found).sum())
     if not found.any():
         raise ValueError(
-            f"None of the reference's {len(space.genes)} genes are in adata.var_names (e.g. {space.genes[:3].tolist()!r} "
-            f"vs {names[:3].tolist()!r}); the gene identifiers must match (symbols vs Ensembl ids?)."
+            f"None of the reference's {len(space.genes)} genes are in adata.var_names "
+            f"(e.g. {space.genes[:3].tolist()!r} vs {names[:3].tolist()!r}); the gene identifiers must match "
+            "(symbols vs Ensembl ids?)."
         )
     cols = X[:, pos[found]]
     cols = cols.toarray() if sparse.issparse(cols) else np.asarray(cols)
