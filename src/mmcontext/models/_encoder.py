@@ -52,6 +52,7 @@ class MMContextEncoder(SentenceTransformer):
         input_space: dict[str, Any] | None = None,
         device: str | None = None,
         seed: int | None = 0,
+        prompts: dict[str, str] | None = None,
     ) -> MMContextEncoder:
         """Create an untrained model.
 
@@ -75,6 +76,10 @@ class MMContextEncoder(SentenceTransformer):
             Torch device; default from :attr:`mmcontext.settings.device`.
         seed
             Seed for the initial weights of the new layers (``None``: not seeded).
+        prompts
+            Text prompts by name, e.g. ``{"query": "a cell that is ", "document": ""}``; stored in
+            ``config_sentence_transformers.json`` and prepended to texts by ``encode(..., prompt_name="query")``,
+            ``encode_query`` and ``encode_document`` (never to cells).
         """
         if seed is not None:
             torch.manual_seed(seed)
@@ -91,7 +96,7 @@ class MMContextEncoder(SentenceTransformer):
         omics = OmicsEncoder(input_dim, dim, hidden_dim=hidden_dim, n_layers=n_layers, dropout=dropout,
                              input_space=input_space)
         router = Router({TEXT: text, OMICS: [omics]}, default_route=TEXT)
-        model = cls(modules=[router, Normalize()], device=_device(device))
+        model = cls(modules=[router, Normalize()], device=_device(device), prompts=prompts)
         model.model_card_data.base_model = text_model or DEFAULT_TEXT_MODEL
         return model
 
