@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -19,18 +20,86 @@ if TYPE_CHECKING:
 
     from ..models import MMContextEncoder
 
+#: Default label-text templates: the caption a cell of that type was trained with (``{caption}``).
+#: Other fields: ``{label}`` (the label as given) and ``{name}`` (its Cell Ontology name, else the label).
+DEFAULT_TEMPLATES: tuple[str, ...] = ("{caption}",)
 
-def label_texts(labels: Sequence[str], *, templates: Sequence[str] | None = None, ontology: bool = True) -> list[list[str]]:
-    """The texts that stand for each label: by default the caption a cell of that type gets.
+_CL_ID = re.compile(r"^\s*CL[:_]\d{7}\s*$", re.IGNORECASE)
 
-    With ``templates`` (format strings with ``{label}``), one text per template.
+
+def _resolve_labels(adata: AnnData, labels: str | Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """Candidate label names, and ``{name: CL id}`` for those given as CL ids (named by their CL name)."""
+    if isinstance(labels, str) and not _CL_ID.match(labels):
+        col = get_obs_column(adata, labels)
+        labels = [str(c) for c in (col.cat.categories if hasattr(col, "cat") else pd.unique(col.dropna()))]
+    labels = check_texts(labels, what="labels")
+    ids: dict[str, str] = {}
+    if any(_CL_ID.match(label) for label in labels):
+        from .._ontology import CellOntology
+
+        onto = CellOntology.load()
+        names = []
+        for label in labels:
+            if _CL_ID.match(label):
+                term = onto.term(label)
+                ids[term.name] = term.id
+                names.append(term.name)
+            else:
+                names.append(label)
+        labels = names
+    if len(set(labels)) != len(labels):
+        dup = sorted({lab for lab in labels if labels.count(lab) > 1})
+        raise ValueError(f"labels must be distinct; {dup!r} appear more than once (CL ids count by their name).")
+    return labels, ids
+
+
+def label_texts(
+    labels: Sequence[str], *, templates: Sequence[str] | None = None, ontology: bool = True
+) -> list[list[str]]:
+    """The texts that stand for each label, one per template.
+
+    Parameters
+    ----------
+    labels
+        Label names.
+    templates
+        Format strings with the fields ``{caption}`` (the caption :func:`mmcontext.pp.captions` gives a cell of
+        that type), ``{label}`` and ``{name}`` (the Cell Ontology name, else the label). Default
+        :data:`DEFAULT_TEMPLATES`.
+    ontology
+        Build ``{caption}`` and ``{name}`` with the Cell Ontology.
+
+    Returns
+    -------
+    One list of texts per label (duplicates within a label removed).
+
     """
-    if templates:
-        return [[t.format(label=label) for t in templates] for label in labels]
-    from ..pp._captions import caption_texts
+    templates = list(templates) if templates is not None else list(DEFAULT_TEMPLATES)
+    if not templates:
+        raise ValueError("templates is empty; pass at least one format string such as '{caption}' or 'a {label}'.")
+    for t in templates:
+        try:
+            t.format(caption="", label="", name="")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(
+                f"Template {t!r} is not a format string over {{caption}}, {{label}}, {{name}} ({err!r})."
+            ) from None
+    caps = [""] * len(labels)
+    if any("{caption}" in t for t in templates):
+        from ..pp._captions import caption_texts
 
-    obs = pd.DataFrame({"cell_type": list(labels)})
-    return [[t] for t in caption_texts(obs, {"cell_type": "cell_type"}, ontology=ontology)]
+        obs = pd.DataFrame({"cell_type": list(labels)})
+        caps = list(caption_texts(obs, {"cell_type": "cell_type"}, ontology=ontology))
+    names = list(labels)
+    if ontology and any("{name}" in t for t in templates):
+        from .._ontology import CellOntology
+
+        onto = CellOntology.load()
+        names = [(term.name if (term := onto.match(label)) is not None else label) for label in labels]
+    out = []
+    for label, cap, name in zip(labels, caps, names, strict=True):
+        out.append(list(dict.fromkeys(t.format(caption=cap, label=label, name=name) for t in templates)))
+    return out
 
 
 def label_embeddings(model: MMContextEncoder, texts: list[list[str]]) -> np.ndarray:
@@ -45,6 +114,65 @@ def label_embeddings(model: MMContextEncoder, texts: list[list[str]]) -> np.ndar
     return np.stack(out).astype(np.float32)
 
 
+def subtype_map(labels: Sequence[str], subtypes: Sequence[str]) -> dict[str, list[str]]:
+    """Which ``subtypes`` each label covers by the Cell Ontology (the subtype itself, or a CL descendant).
+
+    Parameters
+    ----------
+    labels
+        Broad candidate labels, e.g. ``["T cell", "myeloid cell"]``.
+    subtypes
+        Finer cell type names, e.g. the labels a model was trained on.
+
+    Returns
+    -------
+    ``{label: [subtypes it covers]}``; labels or subtypes that match no CL term cover only an identical name.
+
+    """
+    from .._ontology import CellOntology
+
+    onto = CellOntology.load()
+    sub_terms = {s: onto.match(s) for s in subtypes}
+    out: dict[str, list[str]] = {}
+    for label in labels:
+        term = onto.match(label)
+        below = set(onto.descendants(term.id)) | {term.id} if term is not None else set()
+        out[label] = [
+            s for s, t in sub_terms.items() if s == label or (t is not None and t.id in below)
+        ]
+    return out
+
+
+def _connectivities(adata: AnnData, neighbors_key: str | None):
+    """The kNN connectivities: ``obsp['connectivities']``, or those named by a neighbors ``uns`` key or ``obsp`` key."""
+    obsp_key = "connectivities"
+    if neighbors_key is not None:
+        params = adata.uns.get(neighbors_key)
+        obsp_key = params.get("connectivities_key", neighbors_key) if isinstance(params, dict) else neighbors_key
+    if obsp_key not in adata.obsp:
+        raise KeyError(
+            f"adata.obsp[{obsp_key!r}] not found; smoothing needs a cell kNN graph. Run "
+            "`sc.pp.neighbors(adata)` (or `sc.pp.neighbors(adata, use_rep='X_mmc')`) first, pass `neighbors_key=`, "
+            "or set `smooth=0`."
+        )
+    return adata.obsp[obsp_key], obsp_key
+
+
+def smooth_scores(scores: np.ndarray, connectivities, strength: float) -> np.ndarray:
+    """Average each cell's scores with its kNN neighbours' (one step of label propagation, as in GRIT).
+
+    ``(1 - strength) * S + strength * D^-1 W S`` where ``W`` is the connectivity matrix and ``D`` its row sums;
+    cells without neighbours keep their scores.
+    """
+    from scipy import sparse
+
+    W = sparse.csr_matrix(connectivities, dtype=np.float64)
+    deg = np.asarray(W.sum(axis=1)).ravel()
+    neigh = np.asarray(W @ scores.astype(np.float64)) / np.maximum(deg, 1e-12)[:, None]
+    neigh[deg == 0] = scores[deg == 0]
+    return ((1.0 - strength) * scores + strength * neigh).astype(np.float32)
+
+
 def annotate(
     adata: AnnData,
     model: MMContextEncoder,
@@ -52,11 +180,20 @@ def annotate(
     *,
     templates: Sequence[str] | None = None,
     ontology: bool = True,
+    subtypes: str | Sequence[str] | None = None,
+    smooth: float = 0.0,
+    neighbors_key: str | None = None,
+    min_score: float | None = None,
+    unknown_label: str = "unknown",
     use_rep: str | None = None,
     key_added: str = _keys.LABEL,
     copy: bool = False,
 ) -> AnnData | None:
     """Assign each cell the candidate label whose text embedding is most similar (zero-shot).
+
+    Each label stands for the mean embedding of its texts (one per template); a cell's score for a label
+    is the cosine similarity between the cell's joint embedding and that mean. Without smoothing, a cell's
+    scores depend on that cell only, not on the batch or on the other cells annotated with it.
 
     Parameters
     ----------
@@ -65,13 +202,27 @@ def annotate(
     model
         A trained :class:`~mmcontext.models.MMContextEncoder`.
     labels
-        Candidate labels, or the name of an ``obs`` column whose categories are the candidates.
+        Candidate labels; Cell Ontology ids (``"CL:0000236"``) are replaced by their CL name. Or the name of
+        an ``obs`` column whose categories are the candidates.
     templates
-        Format strings with ``{label}`` (e.g. ``"a {label} from human blood"``); the label's score is
-        against the mean of its templates' embeddings. Default: the caption text a cell of that
-        type gets from :func:`mmcontext.pp.captions`.
+        Format strings over ``{caption}``, ``{label}`` and ``{name}`` (see :func:`label_texts`), e.g.
+        ``["{caption}", "a {name} from human blood"]``; a label's texts are averaged. Default
+        :data:`DEFAULT_TEMPLATES`: the caption text a cell of that type gets from :func:`mmcontext.pp.captions`.
     ontology
-        Enrich label texts with the Cell Ontology (as captions are) when no templates are given.
+        Use the Cell Ontology for the label texts and for ``subtypes``.
+    subtypes
+        Finer cell type names the model knows (or an ``obs`` column of them, e.g. the training labels). A broad
+        label (``"T cell"``) then scores as the best of itself and the subtypes the Cell Ontology puts under it.
+    smooth
+        Strength in [0, 1] of smoothing the scores over the cell kNN graph (``obsp['connectivities']``):
+        ``(1 - smooth) * scores + smooth * mean of neighbours' scores``. 0 (default) turns it off.
+    neighbors_key
+        ``uns`` key of :func:`scanpy.pp.neighbors` results (or an ``obsp`` key) for ``smooth``; default
+        ``obsp['connectivities']``.
+    min_score
+        Cells whose best score is below this get ``unknown_label`` instead (default: never).
+    unknown_label
+        Category for cells below ``min_score``.
     use_rep
         ``obsm`` key of the initial embedding to embed cells from (default: reuse ``obsm['X_mmc']``).
     key_added
@@ -84,42 +235,86 @@ def annotate(
     ``None``, or a copy of ``adata`` when ``copy=True``, with
 
     ``adata.obs[key_added]``
-        categorical best label per cell.
+        categorical best label per cell (``unknown_label`` below ``min_score``).
     ``adata.obs[key_added + '_score']``
-        float32 cosine similarity to that label.
+        float32 score of the best label.
     ``adata.obs[key_added + '_margin']``
-        float32 gap between the best and second-best label score.
+        float32 gap between the best and second-best label score (NaN with one label).
     ``adata.obsm[key_added + '_scores']``
         DataFrame, cells x labels, all scores.
     ``adata.uns['mmcontext']['annotate']``
-        The labels, their texts and the model's provenance.
+        The labels, their texts, CL ids, subtypes, parameters and the model's provenance.
 
     Examples
     --------
     >>> mmc.tl.annotate(adata, model, ["B cell", "T cell", "monocyte"])  # doctest: +SKIP
+    >>> mmc.tl.annotate(adata, model, "bulk_labels", smooth=0.3)  # doctest: +SKIP
+
     """
     check_adata(adata)
     check_writable(adata, copy=copy)
-    if isinstance(labels, str):
-        col = get_obs_column(adata, labels)
-        labels = [str(c) for c in (col.cat.categories if hasattr(col, "cat") else pd.unique(col.dropna()))]
-    labels = check_texts(labels, what="labels")
-    if len(set(labels)) != len(labels):
-        raise ValueError("labels must be distinct.")
-    texts = label_texts(labels, templates=templates, ontology=ontology)
+    labels, cl_ids = _resolve_labels(adata, labels)
+    if not 0.0 <= float(smooth) <= 1.0:
+        raise ValueError(f"smooth must be in [0, 1], got {smooth!r}.")
+    if unknown_label in labels and min_score is not None:
+        raise ValueError(f"unknown_label {unknown_label!r} is also a candidate label; pass another `unknown_label=`.")
+    graph, graph_key = _connectivities(adata, neighbors_key) if smooth > 0 else (None, None)
+    if graph is not None and graph.shape != (adata.n_obs, adata.n_obs):
+        raise ValueError(f"adata.obsp[{graph_key!r}] has shape {graph.shape}, expected {(adata.n_obs, adata.n_obs)}.")
+    sub_map: dict[str, list[str]] = {}
+    if subtypes is not None:
+        if isinstance(subtypes, str):
+            col = get_obs_column(adata, subtypes)
+            subtypes = [str(c) for c in (col.cat.categories if hasattr(col, "cat") else pd.unique(col.dropna()))]
+        subtypes = check_texts(subtypes, what="subtypes")
+        if not ontology:
+            raise ValueError("subtypes= needs the Cell Ontology; set `ontology=True`.")
+        sub_map = {k: [s for s in v if s != k] for k, v in subtype_map(labels, subtypes).items()}
+    extra = list(dict.fromkeys(s for v in sub_map.values() for s in v if s not in labels))
+    texts = label_texts(labels + extra, templates=templates, ontology=ontology)
     cells = joint_embedding(adata, model, use_rep)
-    scores = cells @ label_embeddings(model, texts).T
-    order = np.argsort(-scores, axis=1)
+    all_scores = cells @ label_embeddings(model, texts).T
+    scores = all_scores[:, : len(labels)].copy()
+    index = {name: i for i, name in enumerate(labels + extra)}
+    for j, label in enumerate(labels):
+        if sub_map.get(label):
+            cols = [j] + [index[s] for s in sub_map[label]]
+            scores[:, j] = all_scores[:, cols].max(axis=1)
+    if graph is not None:
+        scores = smooth_scores(scores, graph, float(smooth))
+    order = np.argsort(-scores, axis=1, kind="stable")
+    rows = np.arange(len(scores))
     best = order[:, 0]
-    top = scores[np.arange(len(scores)), best]
-    second = scores[np.arange(len(scores)), order[:, 1]] if len(labels) > 1 else np.full(len(scores), np.nan)
+    top = scores[rows, best]
+    second = scores[rows, order[:, 1]] if len(labels) > 1 else np.full(len(scores), np.nan, dtype=np.float32)
+    categories = list(labels)
+    codes = best.copy()
+    if min_score is not None:
+        categories.append(unknown_label)
+        codes[top < min_score] = len(labels)
     adata = adata.copy() if copy else adata
-    adata.obs[key_added] = pd.Categorical.from_codes(best, categories=labels)
+    adata.obs[key_added] = pd.Categorical.from_codes(codes, categories=categories)
     adata.obs[f"{key_added}_score"] = top.astype(np.float32)
     adata.obs[f"{key_added}_margin"] = (top - second).astype(np.float32)
-    adata.obsm[f"{key_added}_scores"] = pd.DataFrame(scores, index=adata.obs_names, columns=labels)
-    record(adata, "annotate", {**model_provenance(model), "labels": labels, "texts": [" | ".join(t) for t in texts],
-                               "key_added": key_added})
+    adata.obsm[f"{key_added}_scores"] = pd.DataFrame(scores.astype(np.float32), index=adata.obs_names, columns=labels)
+    record(
+        adata,
+        "annotate",
+        {
+            **model_provenance(model),
+            "labels": labels,
+            "texts": [" | ".join(t) for t in texts[: len(labels)]],
+            "cl_ids": [cl_ids.get(label, "") for label in labels],
+            "subtypes": [", ".join(sub_map.get(label, [])) for label in labels],
+            "templates": list(templates) if templates is not None else list(DEFAULT_TEMPLATES),
+            "ontology": ontology,
+            "smooth": float(smooth),
+            "neighbors_key": graph_key,
+            "min_score": min_score,
+            "unknown_label": unknown_label,
+            "key_added": key_added,
+        },
+    )
     log_added((key_added, "obs"), (f"{key_added}_score", "obs"), (f"{key_added}_margin", "obs"),
               (f"{key_added}_scores", "obsm"))
     return adata if copy else None

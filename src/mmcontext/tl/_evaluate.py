@@ -1,4 +1,4 @@
-"""Evaluation of zero-shot labels and text queries against known labels."""
+"""Evaluation of zero-shot labels, text queries, cross-modal retrieval and the joint embedding."""
 
 from __future__ import annotations
 
@@ -9,10 +9,116 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import check_adata, get_obs_column
+from .._validation import check_adata, get_obs_column, get_obsm
 
 if TYPE_CHECKING:
     from anndata import AnnData
+
+    from ..models import MMContextEncoder
+
+COLUMNS = ["metric", "level", "subject", "value"]
+_KS = (1, 5, 10)
+
+
+def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, *, ks: Sequence[int] = _KS) -> dict[str, float]:
+    """Mean recall@k, MRR and nDCG@10 of ranking candidates by ``scores`` (queries x candidates).
+
+    ``relevant`` is a boolean matrix of the same shape; a query may have several relevant candidates
+    (e.g. every cell with the same caption). recall@k is the fraction of relevant candidates in the top k,
+    capped at k (1.0 when the top k are all relevant); MRR uses the first relevant candidate; nDCG@10 uses
+    binary gains. Ties are broken by candidate order (stable), so results are deterministic.
+    """
+    order = np.argsort(-scores, axis=1, kind="stable")
+    rel_sorted = np.take_along_axis(relevant, order, axis=1)
+    n_rel = relevant.sum(axis=1)
+    keep = n_rel > 0
+    rel_sorted, n_rel = rel_sorted[keep], n_rel[keep]
+    out: dict[str, float] = {}
+    for k in ks:
+        hits = rel_sorted[:, :k].sum(axis=1)
+        out[f"recall@{k}"] = float(np.mean(hits / np.minimum(n_rel, k)))
+    first = rel_sorted.argmax(axis=1)
+    out["mrr"] = float(np.mean(1.0 / (first + 1)))
+    discounts = 1.0 / np.log2(np.arange(2, 12))
+    dcg = (rel_sorted[:, :10] * discounts[: rel_sorted[:, :10].shape[1]]).sum(axis=1)
+    idcg = np.array([discounts[: min(int(r), 10)].sum() for r in n_rel])
+    out["ndcg@10"] = float(np.mean(dcg / idcg))
+    return out
+
+
+def _classification(truth: np.ndarray, pred: np.ndarray) -> list[tuple[str, float]]:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, matthews_corrcoef
+
+    labels = np.unique(truth)
+    return [
+        ("accuracy", accuracy_score(truth, pred)),
+        ("balanced_accuracy", balanced_accuracy_score(truth, pred)),
+        ("macro_f1", f1_score(truth, pred, average="macro", labels=labels, zero_division=0)),
+        ("mcc", matthews_corrcoef(truth, pred)),
+    ]
+
+
+def _label_scores(adata: AnnData, truth: np.ndarray, scores_key: str) -> list[tuple]:
+    """Per-label AUROC and cell-type-level metrics from the cells x labels score matrix."""
+    from sklearn.metrics import roc_auc_score
+
+    frame = adata.obsm[scores_key]
+    if not isinstance(frame, pd.DataFrame):
+        return []
+    cols = [str(c) for c in frame.columns]
+    S = frame.to_numpy(dtype=np.float64)
+    rows: list[tuple] = []
+    aucs = []
+    for j, label in enumerate(cols):
+        y = truth == label
+        if y.any() and not y.all():
+            auc = float(roc_auc_score(y, S[:, j]))
+            aucs.append(auc)
+            rows.append(("auroc", "label", label, auc))
+    if aucs:
+        rows.append(("auroc", "label", "mean", float(np.mean(aucs))))
+    # cell-type level: a type's score for each label is that of its mean embedding (scores are linear in the
+    # cell embedding; normalising the mean changes no ranking)
+    types = [t for t in cols if (truth == t).any()]
+    if len(types) >= 2:
+        means = np.stack([S[truth == t].mean(axis=0) for t in types])
+        relevant = np.array([[c == t for c in cols] for t in types])
+        pred = np.array(cols)[means.argmax(axis=1)]
+        rows.append(("accuracy", "type", scores_key, float(np.mean(pred == np.array(types)))))
+        rows.append(("mrr", "type", scores_key, ranking_metrics(means, relevant)["mrr"]))
+    return rows
+
+
+def _retrieval(cells: np.ndarray, text_emb: np.ndarray, inverse: np.ndarray) -> list[tuple]:
+    rows: list[tuple] = []
+    sim = cells @ text_emb.T  # cells x distinct captions
+    relevant = inverse[:, None] == np.arange(text_emb.shape[0])[None, :]
+    for name, value in ranking_metrics(sim, relevant).items():
+        rows.append((f"cell_to_text_{name}", "cell", "all", value))
+    for name, value in ranking_metrics(sim.T, relevant.T).items():
+        rows.append((f"text_to_cell_{name}", "cell", "all", value))
+    return rows
+
+
+def _embedding_metrics(X: np.ndarray, truth: np.ndarray, key: str, n_neighbors: int, seed: int) -> list[tuple]:
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+    from sklearn.neighbors import NearestNeighbors
+
+    n_types = len(np.unique(truth))
+    rows: list[tuple] = []
+    k = min(n_neighbors, X.shape[0] - 1)
+    if k >= 1:
+        nn = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(X)
+        idx = nn.kneighbors(X, return_distance=False)[:, 1:]
+        rows.append(("knn_purity", "cell", key, float(np.mean(truth[idx] == truth[:, None]))))
+    if 2 <= n_types < X.shape[0]:
+        Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+        clusters = KMeans(n_clusters=n_types, n_init=10, random_state=seed).fit_predict(Xn)
+        rows.append(("ari", "cell", key, float(adjusted_rand_score(truth, clusters))))
+        rows.append(("nmi", "cell", key, float(normalized_mutual_info_score(truth, clusters))))
+        rows.append(("silhouette", "cell", key, float(silhouette_score(X, truth, metric="cosine"))))
+    return rows
 
 
 def evaluate(
@@ -21,8 +127,19 @@ def evaluate(
     label_key: str,
     pred_key: str = _keys.LABEL,
     queries: Mapping[str, Sequence[str]] | None = None,
+    model: MMContextEncoder | None = None,
+    caption_key: str | None = None,
+    embedding_key: str = _keys.X_MMC,
+    n_neighbors: int = 15,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Score zero-shot labels and query scores against the true labels in ``obs``.
+    """Score zero-shot labels, queries, retrieval and the joint embedding against the true labels in ``obs``.
+
+    Every part runs when its inputs exist: labels when ``obs[pred_key]`` does, per-label AUROC and
+    cell-type-level metrics when ``obsm[pred_key + '_scores']`` does (both from :func:`mmcontext.tl.annotate`),
+    query AUROC for ``queries`` (scores from :func:`mmcontext.tl.query`), retrieval with ``model`` and captions,
+    and embedding metrics when ``obsm[embedding_key]`` exists (from :func:`mmcontext.tl.embed`) or ``model``
+    is given.
 
     Parameters
     ----------
@@ -35,34 +152,84 @@ def evaluate(
     queries
         ``{query text: [true labels it should find]}``; each query's scores must be in ``obs``
         (from :func:`mmcontext.tl.query`, default column names).
+    model
+        With a model, cells are embedded (if ``obsm[embedding_key]`` is missing) and the distinct captions
+        encoded for retrieval in both directions.
+    caption_key
+        ``obs`` column of captions for retrieval; default: the one :func:`mmcontext.pp.prepare` wrote.
+    embedding_key
+        ``obsm`` key of the joint embedding.
+    n_neighbors
+        Neighbours for kNN purity.
+    seed
+        Seed of the k-means clustering behind ARI and NMI.
 
     Returns
     -------
-    Tidy DataFrame with columns ``metric``, ``subject`` and ``value``: ``accuracy``, ``balanced_accuracy``,
-    ``macro_f1`` for ``pred_key``; ``auroc`` per query and its mean (``subject="mean"``).
+    Tidy DataFrame with columns ``metric``, ``level`` (``"cell"`` or ``"type"``), ``subject`` and ``value``:
+
+    - ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``mcc`` of ``pred_key`` (subject ``pred_key``);
+    - ``auroc`` per label (level ``"label"``, subject the label, and ``"mean"``) from the score matrix;
+    - ``accuracy`` and ``mrr`` at level ``"type"``: each true type's mean embedding against the label texts;
+    - ``auroc`` per query (level ``"query"``) and their ``"mean"``;
+    - ``cell_to_text_*`` and ``text_to_cell_*``: ``recall@1``, ``recall@5``, ``recall@10``, ``mrr``,
+      ``ndcg@10``; identical captions are one candidate, and every cell with a caption is relevant to it;
+    - ``knn_purity``, ``ari``, ``nmi``, ``silhouette`` of the joint embedding (subject ``embedding_key``).
+
+    Examples
+    --------
+    >>> res = mmc.tl.evaluate(adata, label_key="bulk_labels", queries={"NK cells": ["CD56+ NK"]})  # doctest: +SKIP
+    >>> res.query("metric == 'macro_f1'")  # doctest: +SKIP
+
     """
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
+    from sklearn.metrics import roc_auc_score
 
     check_adata(adata)
-    truth = get_obs_column(adata, label_key).astype(str).to_numpy()
-    rows = []
+    col = get_obs_column(adata, label_key)
+    known = col.notna().to_numpy()
+    if not known.any():
+        raise ValueError(f"adata.obs[{label_key!r}] has only missing values; nothing to evaluate against.")
+    truth_all = col.astype(str).to_numpy()
+    rows: list[tuple] = []
     if pred_key in adata.obs:
         pred = adata.obs[pred_key].astype(str).to_numpy()
-        rows += [
-            ("accuracy", pred_key, accuracy_score(truth, pred)),
-            ("balanced_accuracy", pred_key, balanced_accuracy_score(truth, pred)),
-            ("macro_f1", pred_key, f1_score(truth, pred, average="macro", labels=np.unique(truth), zero_division=0)),
-        ]
-    aurocs = []
+        rows += [(m, "cell", pred_key, float(v)) for m, v in _classification(truth_all[known], pred[known])]
+    scores_key = f"{pred_key}_scores"
+    if scores_key in adata.obsm:
+        sub = adata[known]
+        rows += _label_scores(sub, truth_all[known], scores_key)
+    aucs = []
     for text, positives in (queries or {}).items():
         key = _keys.query_key(text)
-        scores = get_obs_column(adata, key).to_numpy()
-        y = np.isin(truth, list(positives))
+        if key not in adata.obs:
+            raise KeyError(
+                f"adata.obs[{key!r}] not found for query {text!r}; run `mmc.tl.query(adata, model, [{text!r}])` first."
+            )
+        scores = adata.obs[key].to_numpy()[known]
+        y = np.isin(truth_all[known], list(positives))
         if y.all() or not y.any():
             raise ValueError(f"Query {text!r}: its labels {list(positives)!r} cover all or none of the cells.")
-        auc = roc_auc_score(y, scores)
-        aurocs.append(auc)
-        rows.append(("auroc", text, auc))
-    if aurocs:
-        rows.append(("auroc", "mean", float(np.mean(aurocs))))
-    return pd.DataFrame(rows, columns=["metric", "subject", "value"])
+        auc = float(roc_auc_score(y, scores))
+        aucs.append(auc)
+        rows.append(("auroc", "query", text, auc))
+    if aucs:
+        rows.append(("auroc", "query", "mean", float(np.mean(aucs))))
+    cells = None
+    if embedding_key in adata.obsm:
+        cells = get_obsm(adata, embedding_key)
+    elif model is not None:
+        from ._embed import joint_embedding
+
+        cells = joint_embedding(adata, model)
+    if model is not None and cells is not None:
+        if caption_key is None:
+            caption_key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("caption_key", _keys.CAPTION)
+        caps = get_obs_column(adata, caption_key).astype(object).to_numpy()
+        has = np.array([isinstance(c, str) and bool(c.strip()) for c in caps])
+        if has.any():
+            distinct, inverse = np.unique(caps[has].astype(str), return_inverse=True)
+            text_emb = model.encode_text(list(distinct))
+            rows += _retrieval(cells[has], text_emb, inverse)
+    if cells is not None:
+        rows += _embedding_metrics(cells[known], truth_all[known], embedding_key, n_neighbors, seed)
+    return pd.DataFrame(rows, columns=COLUMNS)
