@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +64,8 @@ def train(
     dropout: float = 0.1,
     validation_split: float = 0.1,
     output_dir: str | os.PathLike | None = None,
+    save_steps: int | None = None,
+    resume: bool = False,
     seed: int = 0,
     device: str | None = None,
     **training_args: Any,
@@ -111,6 +115,13 @@ def train(
         Fraction of cells held out to report a validation loss each epoch (0 to skip).
     output_dir
         Save the trained model here (``save_pretrained`` layout), replacing the folder atomically.
+    save_steps
+        Write a checkpoint (weights, optimizer, scheduler, RNG states) every this many steps into
+        ``<output_dir>.checkpoints/`` (needs ``output_dir``); the folder is removed once the final model is saved.
+    resume
+        Continue from the last complete checkpoint in ``<output_dir>.checkpoints/`` (a run that was
+        interrupted); with the same data, seed and options the final weights equal those of an uninterrupted run.
+        Without a checkpoint, training starts from the beginning.
     seed
         Seed for the split, the initial weights, shuffling and dropout.
     device
@@ -143,6 +154,12 @@ def train(
     check_loss(loss, matryoshka_dims)
     if epochs < 1 or batch_size < 2:
         raise ValueError(f"epochs must be >= 1 and batch_size >= 2, got {epochs} and {batch_size}.")
+    if (save_steps is not None or resume) and output_dir is None:
+        raise ValueError(
+            "save_steps= and resume=True need output_dir=: checkpoints are kept in '<output_dir>.checkpoints'."
+        )
+    if save_steps is not None and (isinstance(save_steps, bool) or not isinstance(save_steps, int) or save_steps < 1):
+        raise ValueError(f"save_steps must be a positive int (steps between checkpoints), got {save_steps!r}.")
     if n_skipped := int((~ok).sum()):
         logger.warning("%d cells have no caption in adata.obs[%r] and are left out of training.", n_skipped, caption_key)
 
@@ -182,7 +199,12 @@ def train(
     train_ds = dataset(train_cells)
     eval_ds = dataset(val_cells) if n_val else None
     steps_per_epoch = math.ceil(len(train_ds) / batch_size)
-    with tempfile.TemporaryDirectory(prefix="mmcontext-train-") as tmp:
+    ckpt_dir = checkpoint_dir(output_dir) if save_steps is not None or resume else None
+    last = last_checkpoint(ckpt_dir) if resume else None
+    if resume:
+        logger.info("resuming from %s", last) if last else logger.warning(
+            "resume=True but no complete checkpoint in %s; training from the start.", ckpt_dir)
+    with _work_dir(ckpt_dir) as tmp:
         args = SentenceTransformerTrainingArguments(
             output_dir=tmp,
             num_train_epochs=epochs,
@@ -194,7 +216,9 @@ def train(
             data_seed=seed,
             router_mapping={"cell": "omics", "caption": "text", "negative": "text"},
             eval_strategy="epoch" if eval_ds is not None else "no",
-            save_strategy="no",
+            save_strategy="steps" if save_steps else "no",
+            save_steps=save_steps or 500,
+            save_total_limit=training_args.pop("save_total_limit", 2),
             logging_steps=max(1, steps_per_epoch // 4),
             report_to="none",
             disable_tqdm=not settings.progress,
@@ -210,7 +234,7 @@ def train(
             text_learning_rate=text_learning_rate,
         )
         try:
-            trainer.train()
+            trainer.train(resume_from_checkpoint=last)
         finally:
             model.processor.remove_store(TRAIN_STORE)
     model.eval()
@@ -235,6 +259,9 @@ def train(
 
         save_model(model, output_dir)
         params["output_dir"] = os.fspath(output_dir)
+        if ckpt_dir is not None:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    params["resumed_from"] = os.path.basename(last) if last else None
     record(adata, "train", params)
     logger.info("trained on %d cells for %d epochs (%d steps)", len(train_cells), epochs, trainer.state.global_step)
     return model
@@ -245,6 +272,45 @@ def _space_from_prepare(adata: AnnData, key: str) -> dict[str, Any]:
     if prep.get("init_key") != key:
         return {}
     return {k: prep[k] for k in ("method", "n_components", "layer") if k in prep and not isinstance(prep[k], np.ndarray)}
+
+
+def checkpoint_dir(output_dir: str | os.PathLike) -> str:
+    """The folder :func:`train` keeps checkpoints in: ``<output_dir>.checkpoints`` next to ``output_dir``."""
+    path = os.path.abspath(os.fspath(output_dir)).rstrip(os.sep)
+    return f"{path}.checkpoints"
+
+
+def last_checkpoint(folder: str | os.PathLike | None) -> str | None:
+    """The newest complete ``checkpoint-<step>`` in ``folder`` (its ``trainer_state.json`` parses), else ``None``.
+
+    A checkpoint cut short by a kill lacks ``trainer_state.json`` (the Trainer writes it last); it is skipped.
+    """
+    if folder is None or not os.path.isdir(folder):
+        return None
+    steps = []
+    for name in os.listdir(folder):
+        if name.startswith("checkpoint-") and name.split("-", 1)[1].isdigit():
+            steps.append((int(name.split("-", 1)[1]), os.path.join(folder, name)))
+    for _, path in sorted(steps, reverse=True):
+        try:
+            with open(os.path.join(path, "trainer_state.json")) as fh:
+                json.load(fh)
+        except (OSError, ValueError):
+            logger.warning("skipping incomplete checkpoint %s", path)
+            continue
+        return path
+    return None
+
+
+@contextlib.contextmanager
+def _work_dir(folder: str | None):
+    """The Trainer's output folder: the checkpoint folder when checkpointing, else a temporary one."""
+    if folder is not None:
+        os.makedirs(folder, exist_ok=True)
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix="mmcontext-train-") as tmp:
+        yield tmp
 
 
 def history_json(model: MMContextEncoder) -> str:

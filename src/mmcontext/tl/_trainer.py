@@ -2,8 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from sentence_transformers import SentenceTransformerTrainer
+
+
+@contextlib.contextmanager
+def _plain_text_route(model):
+    """While active, the text route is the model's own modules (no training-time caption cache).
+
+    Checkpoints are written and read in the layout of a saved model, so they load as one.
+    """
+    from ._text_cache import CachedTextPrefix
+
+    subs = model.router.sub_modules
+    route = subs["text"]
+    first = route[0] if len(route) else None
+    if not isinstance(first, CachedTextPrefix):
+        yield
+        return
+    subs["text"] = torch.nn.Sequential(*first.inner, *list(route)[1:])
+    try:
+        yield
+    finally:
+        subs["text"] = route
 
 
 class MMContextTrainer(SentenceTransformerTrainer):
@@ -12,6 +35,14 @@ class MMContextTrainer(SentenceTransformerTrainer):
     def __init__(self, *args, text_learning_rate: float = 2e-5, **kwargs) -> None:
         self.text_learning_rate = text_learning_rate
         super().__init__(*args, **kwargs)
+
+    def _save(self, *args, **kwargs):
+        with _plain_text_route(self.model):
+            return super()._save(*args, **kwargs)
+
+    def _load_from_checkpoint(self, *args, **kwargs):
+        with _plain_text_route(self.model):
+            return super()._load_from_checkpoint(*args, **kwargs)
 
     def create_optimizer(self, model=None):  # noqa: D102
         if self.optimizer is not None:
