@@ -14,8 +14,11 @@ def _plain_text_route(model):
 
     Checkpoints are written and read in the layout of a saved model, so they load as one.
     """
-    from ._text_cache import CachedTextPrefix
-
+    try:
+        from ._text_cache import CachedTextPrefix
+    except ImportError:  # no caption cache in this build
+        yield
+        return
     subs = model.router.sub_modules
     route = subs["text"]
     first = route[0] if len(route) else None
