@@ -3,10 +3,9 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 import pytest
+from conftest import make_adata
 
 from mmcontext.cli import main
-
-from conftest import make_adata
 
 
 def test_cli_train_embed_query(tmp_path, capsys):

@@ -90,7 +90,7 @@ def test_every_tensor_survives_save_and_load(small_model, tmp_path):
 
 def test_load_refuses_folders_that_are_not_mmcontext_models(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="modules.json"):
+    with pytest.raises(FileNotFoundError, match=r"modules\.json"):
         load(str(tmp_path / "empty"))
 
 

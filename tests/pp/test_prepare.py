@@ -82,7 +82,7 @@ def test_prepare_copy_leaves_input_alone(pbmc):
 
 
 def test_prepare_gene_panel_fills_missing_genes(pbmc):
-    panel = list(pbmc.var_names[:5]) + ["NOT_A_GENE"]
+    panel = [*pbmc.var_names[:5], "NOT_A_GENE"]
     mmc.pp.prepare(pbmc, genes=panel, caption_keys=False)
     X = pbmc.obsm["X_mmc_init"]
     assert X.shape == (700, 6)

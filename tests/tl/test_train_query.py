@@ -8,17 +8,20 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import mmcontext as mmc
-from mmcontext.datasets import PBMC_LABEL_KEY
+from mmcontext.datasets import PBMC_LABEL_KEY, PBMC_QUERIES
 
 # Queries whose words are in no caption's label: the paraphrase set.
 CORE_QUERIES = {
-    "monocytes": ["CD14+ Monocyte"],
-    "B lymphocytes": ["CD19+ B"],
-    "natural killer cells": ["CD56+ NK"],
-    "dendritic cells": ["Dendritic"],
-    "regulatory T cells": ["CD4+/CD25 T Reg"],
-    "hematopoietic stem and progenitor cells": ["CD34+"],
-    "cytotoxic T cells": ["CD8+ Cytotoxic T", "CD8+/CD45RA+ Naive Cytotoxic"],
+    q: PBMC_QUERIES[q]
+    for q in (
+        "monocytes",
+        "B lymphocytes",
+        "natural killer cells",
+        "dendritic cells",
+        "regulatory T cells",
+        "hematopoietic stem and progenitor cells",
+        "cytotoxic T cells",
+    )
 }
 
 

@@ -80,6 +80,7 @@ class MMContextEncoder(SentenceTransformer):
             Text prompts by name, e.g. ``{"query": "a cell that is ", "document": ""}``; stored in
             ``config_sentence_transformers.json`` and prepended to texts by ``encode(..., prompt_name="query")``,
             ``encode_query`` and ``encode_document`` (never to cells).
+
         """
         if seed is not None:
             torch.manual_seed(seed)
@@ -169,6 +170,7 @@ class MMContextEncoder(SentenceTransformer):
         Returns
         -------
         float32 array of shape ``(n_cells, embedding_dim)``; rows are unit length when ``normalize``.
+
         """
         from tqdm.auto import tqdm
 
@@ -206,7 +208,8 @@ class MMContextEncoder(SentenceTransformer):
 
 def _transformer_blocks(encoder: torch.nn.Module) -> list[torch.nn.Module]:
     for name, module in encoder.named_modules():
-        if name.endswith(("encoder.layer", "layers", "encoder.layers", "h")) and isinstance(module, torch.nn.ModuleList):
+        is_stack = isinstance(module, torch.nn.ModuleList)
+        if is_stack and name.endswith(("encoder.layer", "layers", "encoder.layers", "h")):
             return list(module)
     return []
 
@@ -246,6 +249,7 @@ def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContext
     Examples
     --------
     >>> model = mmc.models.load("my_model")  # doctest: +SKIP
+
     """
     import json
     import os
@@ -267,6 +271,8 @@ def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContext
         raise ValueError(f"Could not load the model in {name_or_path!r}: {err}. The folder may be corrupted; "
                          "save the model again or load an intact copy.") from err
     if not isinstance(model[0], Router) or OMICS not in model[0].sub_modules:
-        raise ValueError(f"{name_or_path!r} is a sentence-transformers model without an omics route; not an mmcontext model.")
+        raise ValueError(
+            f"{name_or_path!r} is a sentence-transformers model without an omics route; not an mmcontext model."
+        )
     model.mmc_source = os.path.abspath(name_or_path) if os.path.isdir(name_or_path) else name_or_path
     return model

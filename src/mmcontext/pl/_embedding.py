@@ -51,6 +51,7 @@ def embedding(
     Returns
     -------
     Axes, or the figure with ``return_fig=True``; ``None`` when shown. Writes ``adata.obsm[basis]`` when absent.
+
     """
     import scanpy as sc
     from anndata import AnnData

@@ -56,6 +56,7 @@ def query(
     Examples
     --------
     >>> mmc.pl.query(adata, "natural killer cells")  # doctest: +SKIP
+
     """
     import scanpy as sc
 

@@ -30,6 +30,7 @@ def training(
     Returns
     -------
     Axes, or the figure with ``return_fig=True``; ``None`` when shown.
+
     """
     import json
     import os

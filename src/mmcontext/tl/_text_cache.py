@@ -32,7 +32,7 @@ class CachedTextPrefix(nn.Module):
         except AttributeError:
             return getattr(self.inner[0], name)
 
-    def forward(self, features: dict, **kwargs) -> dict:  # noqa: D102
+    def forward(self, features: dict, **kwargs) -> dict:
         ids, mask = features["input_ids"], features["attention_mask"]
         lengths = mask.sum(dim=1).tolist()
         keys = [ids[i, : lengths[i]].cpu().numpy().tobytes() for i in range(ids.shape[0])]
