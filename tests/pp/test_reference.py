@@ -13,7 +13,7 @@ from mmcontext.pp._reference import space_from_model
 
 def _shuffled(adata, seed=0, keep=1.0):
     rng = np.random.default_rng(seed)
-    idx = rng.permutation(adata.n_vars)[: int(round(keep * adata.n_vars))]
+    idx = rng.permutation(adata.n_vars)[: round(keep * adata.n_vars)]
     return adata[:, rng.permutation(idx)].copy()
 
 
