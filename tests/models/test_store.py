@@ -122,7 +122,7 @@ def test_corrupted_download_is_detected(tmp_path, http_root):
     local = write_store(X, root / "pbmc", ids=ids)
     f = root / "pbmc" / "vectors.npy"
     f.write_bytes(f.read_bytes()[:-64])  # truncated on the server
-    with pytest.raises(StoreIntegrityError, match="vectors.npy"):
+    with pytest.raises(StoreIntegrityError, match=r"vectors\.npy"):
         open_store(f"{base}/pbmc", known_hash=local.sha256, cache=tmp_path / "cache")
     # a replaced manifest is caught by the known hash
     m = root / "pbmc" / "manifest.json"
