@@ -1,7 +1,10 @@
 """Plots in the scanpy style: they take ``ax=``, ``show=``, ``return_fig=`` and return axes."""
 
+from ._annotate import annotate
 from ._embedding import embedding
+from ._evaluate import evaluate
 from ._query import query
+from ._similarity import similarity
 from ._training import training
 
-__all__ = ["embedding", "query", "training"]
+__all__ = ["annotate", "embedding", "evaluate", "query", "similarity", "training"]
