@@ -12,7 +12,7 @@ import pandas as pd
 from .. import _keys
 from .._logging import log_added
 from .._provenance import record
-from .._validation import check_adata, check_writable, get_obs_column
+from .._validation import MMContextKeyError, check_adata, check_writable, get_obs_column
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -84,7 +84,7 @@ def caption_texts(
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f]
         missing_cols = [f for f in fields if f not in obs.columns]
         if missing_cols:
-            raise KeyError(f"Caption template names obs columns {missing_cols!r} that do not exist.")
+            raise MMContextKeyError(f"Caption template names obs columns {missing_cols!r} that do not exist.")
         cols = fields
     else:
         cols = list(dict.fromkeys(keys.values()))

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import _keys
 from .._logging import logger
-from .._validation import check_adata, get_obs_column
+from .._validation import MMContextKeyError, check_adata, get_obs_column
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -45,7 +45,7 @@ def _caption_key(adata: AnnData, caption_key: str | None) -> str:
     if caption_key is None:
         caption_key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("caption_key", _keys.CAPTION)
         if caption_key not in adata.obs:
-            raise KeyError(
+            raise MMContextKeyError(
                 f"adata.obs[{caption_key!r}] not found; run `mmc.pp.prepare(adata)` or `mmc.pp.captions(adata)` "
                 "first, or pass `caption_key=`."
             )

@@ -11,7 +11,15 @@ from scipy import sparse
 from .. import _keys
 from .._logging import log_added, logger
 from .._provenance import record
-from .._validation import as_float_matrix, check_adata, check_writable, get_obsm
+from .._validation import (
+    MMContextKeyError,
+    as_float_matrix,
+    check_adata,
+    check_log_normalised,
+    check_writable,
+    get_layer,
+    get_obsm,
+)
 from ._captions import caption_texts, resolve_caption_keys
 
 if TYPE_CHECKING:
@@ -19,13 +27,7 @@ if TYPE_CHECKING:
 
 
 def _expression(adata: AnnData, layer: str | None):
-    if layer is None:
-        X = adata.X
-        what = "adata.X"
-    else:
-        if layer not in adata.layers:
-            raise KeyError(f"adata.layers[{layer!r}] not found. Available: {list(adata.layers.keys())!r}.")
-        X, what = adata.layers[layer], f"adata.layers[{layer!r}]"
+    X, what = get_layer(adata, layer)
     if X is None:
         raise ValueError(f"{what} is empty; pass `layer=` or `use_rep=`.")
     if adata.n_vars == 0:
@@ -35,6 +37,7 @@ def _expression(adata: AnnData, layer: str | None):
         raise TypeError(f"{what} must be numeric, got dtype {data.dtype}.")
     if data.size and not np.isfinite(data).all():
         raise ValueError(f"{what} has NaN or infinite values; clean the data before `prepare`.")
+    check_log_normalised(X, what=what)
     return X, what
 
 
@@ -258,7 +261,7 @@ def init_key(adata: AnnData, use_rep: str | None) -> str:
     prep = adata.uns.get(_keys.UNS, {}).get("prepare", {})
     key = prep.get("init_key", _keys.X_INIT)
     if key not in adata.obsm:
-        raise KeyError(
+        raise MMContextKeyError(
             f"adata.obsm[{key!r}] not found; run `mmc.pp.prepare(adata)` first or pass `use_rep=` "
             f"(available: {list(adata.obsm.keys())!r})."
         )

@@ -12,7 +12,7 @@ import pandas as pd
 from .. import _keys
 from .._logging import log_added
 from .._provenance import record
-from .._validation import check_adata, check_texts, check_writable, get_obs_column
+from .._validation import MMContextKeyError, check_adata, check_texts, check_writable, get_obs_column
 from ._embed import joint_embedding, model_provenance
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def _connectivities(adata: AnnData, neighbors_key: str | None):
         params = adata.uns.get(neighbors_key)
         obsp_key = params.get("connectivities_key", neighbors_key) if isinstance(params, dict) else neighbors_key
     if obsp_key not in adata.obsp:
-        raise KeyError(
+        raise MMContextKeyError(
             f"adata.obsp[{obsp_key!r}] not found; smoothing needs a cell kNN graph. Run "
             "`sc.pp.neighbors(adata)` (or `sc.pp.neighbors(adata, use_rep='X_mmc')`) first, pass `neighbors_key=`, "
             "or set `smooth=0`."

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import check_adata, get_obs_column, get_obsm
+from .._validation import MMContextKeyError, check_adata, get_obs_column, get_obsm
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -202,7 +202,7 @@ def evaluate(
     for text, positives in (queries or {}).items():
         key = _keys.query_key(text)
         if key not in adata.obs:
-            raise KeyError(
+            raise MMContextKeyError(
                 f"adata.obs[{key!r}] not found for query {text!r}; run `mmc.tl.query(adata, model, [{text!r}])` first."
             )
         scores = adata.obs[key].to_numpy()[known]

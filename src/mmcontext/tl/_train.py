@@ -16,7 +16,7 @@ from .. import _keys
 from .._logging import logger
 from .._provenance import record
 from .._settings import settings
-from .._validation import check_adata, get_obs_column, get_obsm
+from .._validation import MMContextKeyError, check_adata, get_obs_column, get_obsm
 from ..pp._prepare import init_key
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def _captions(adata: AnnData, caption_key: str | None) -> tuple[str, np.ndarray]
     if caption_key is None:
         caption_key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("caption_key", _keys.CAPTION)
         if caption_key not in adata.obs:
-            raise KeyError(
+            raise MMContextKeyError(
                 f"adata.obs[{caption_key!r}] not found; run `mmc.pp.prepare(adata)` or `mmc.pp.captions(adata)` first, "
                 "or pass `caption_key=`."
             )
