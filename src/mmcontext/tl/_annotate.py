@@ -12,7 +12,15 @@ import pandas as pd
 from .. import _keys
 from .._logging import log_added
 from .._provenance import record
-from .._validation import MMContextKeyError, check_adata, check_texts, check_writable, get_obs_column
+from .._validation import (
+    MMContextKeyError,
+    check_adata,
+    check_key_added,
+    check_model,
+    check_texts,
+    check_writable,
+    get_obs_column,
+)
 from ._embed import joint_embedding, model_provenance
 
 if TYPE_CHECKING:
@@ -253,6 +261,8 @@ def annotate(
     """
     check_adata(adata)
     check_writable(adata, copy=copy)
+    check_model(model)
+    check_key_added(key_added)
     labels, cl_ids = _resolve_labels(adata, labels)
     if not 0.0 <= float(smooth) <= 1.0:
         raise ValueError(f"smooth must be in [0, 1], got {smooth!r}.")

@@ -11,7 +11,7 @@ from .. import _keys
 from .._logging import log_added
 from .._provenance import record
 from .._settings import settings
-from .._validation import check_adata, check_writable, get_obsm
+from .._validation import check_adata, check_key_added, check_model, check_writable, get_obsm
 from ..pp._prepare import init_key
 
 if TYPE_CHECKING:
@@ -100,6 +100,8 @@ def embed(
     """
     check_adata(adata)
     check_writable(adata, copy=copy)
+    check_model(model)
+    check_key_added(key_added)
     emb = cell_embeddings(adata, model, use_rep, batch_size)
     adata = adata.copy() if copy else adata
     adata.obsm[key_added] = emb

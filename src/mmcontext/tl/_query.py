@@ -10,7 +10,7 @@ import numpy as np
 from .. import _keys
 from .._logging import log_added
 from .._provenance import record
-from .._validation import check_adata, check_texts, check_writable
+from .._validation import check_adata, check_model, check_texts, check_writable
 from ._embed import joint_embedding, model_provenance
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ def query(
     """
     check_adata(adata)
     check_writable(adata, copy=copy)
+    check_model(model)
     queries = check_texts(queries, what="queries")
     if key_added is None:
         keys = [_keys.query_key(q) for q in queries]

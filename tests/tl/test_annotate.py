@@ -1,0 +1,149 @@
+"""tl.annotate: zero-shot labels, templates, Cell Ontology labels and subtypes, smoothing, unknown."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+
+import mmcontext as mmc
+from mmcontext.datasets import PBMC_LABEL_KEY
+from mmcontext.tl._annotate import label_texts, smooth_scores, subtype_map
+
+T_LABELS = ["CD4+/CD25 T Reg", "CD4+/CD45RA+/CD25- Naive T", "CD4+/CD45RO+ Memory", "CD8+ Cytotoxic T",
+            "CD8+/CD45RA+ Naive Cytotoxic"]
+
+
+@pytest.fixture
+def test_cells(pbmc_split):
+    return pbmc_split[1].copy()
+
+
+def test_annotate_writes_labels_scores_and_is_accurate(test_cells, trained_model, tmp_path):
+    labels = list(test_cells.obs[PBMC_LABEL_KEY].cat.categories)
+    mmc.tl.annotate(test_cells, trained_model, PBMC_LABEL_KEY)
+    obs = test_cells.obs
+    assert isinstance(obs["mmc_label"].dtype, pd.CategoricalDtype)
+    assert list(obs["mmc_label"].cat.categories) == labels
+    assert obs["mmc_label_score"].dtype == np.float32 and obs["mmc_label_margin"].dtype == np.float32
+    scores = test_cells.obsm["mmc_label_scores"]
+    assert isinstance(scores, pd.DataFrame) and list(scores.columns) == labels and scores.shape == (140, 10)
+    S = scores.to_numpy()
+    np.testing.assert_allclose(obs["mmc_label_score"], S.max(axis=1), atol=1e-6)
+    top2 = np.sort(S, axis=1)[:, -2:]
+    np.testing.assert_allclose(obs["mmc_label_margin"], top2[:, 1] - top2[:, 0], atol=1e-6)
+    assert (obs["mmc_label_margin"] >= 0).all()
+    acc = float(np.mean(obs["mmc_label"].astype(str) == obs[PBMC_LABEL_KEY].astype(str)))
+    assert acc >= 0.75, acc
+    entry = test_cells.uns["mmcontext"]["annotate"]
+    assert list(entry["labels"]) == labels and entry["smooth"] == 0.0
+    path = tmp_path / "a.h5ad"
+    test_cells.write_h5ad(path)
+    back = ad.read_h5ad(path)
+    assert back.obs["mmc_label"].equals(test_cells.obs["mmc_label"])
+    np.testing.assert_allclose(np.asarray(back.obsm["mmc_label_scores"]), S)
+
+
+def test_scores_do_not_depend_on_batch_or_subset(test_cells, trained_model):
+    labels = list(test_cells.obs[PBMC_LABEL_KEY].cat.categories)  # a subset may lack some categories
+    full = mmc.tl.annotate(test_cells, trained_model, labels, copy=True)
+    sub = test_cells[::7].copy()
+    old = mmc.settings.batch_size
+    try:
+        mmc.settings.batch_size = 3
+        mmc.tl.annotate(sub, trained_model, labels)
+    finally:
+        mmc.settings.batch_size = old
+    np.testing.assert_allclose(sub.obsm["mmc_label_scores"].to_numpy(),
+                               full.obsm["mmc_label_scores"].to_numpy()[::7], atol=1e-5)
+    assert (sub.obs["mmc_label"].astype(str) == full.obs["mmc_label"].astype(str).to_numpy()[::7]).all()
+
+
+def test_templates_are_averaged(test_cells, trained_model):
+    texts = label_texts(["CD56+ NK"], templates=["{caption}", "a {name}", "{label} cells"])
+    assert texts[0][1] == "a CD16-positive, CD56-dim natural killer cell, human"
+    assert texts[0][2] == "CD56+ NK cells"
+    assert "natural killer" in texts[0][0] and "lymphoid lineage" in texts[0][0]
+    a = mmc.tl.annotate(test_cells, trained_model, ["CD56+ NK", "CD19+ B"], templates=["{caption}", "a {name}"],
+                        copy=True)
+    emb = trained_model.encode_text(texts[0][:2])
+    mean = emb.mean(axis=0)
+    mean /= np.linalg.norm(mean)
+    cells = trained_model.encode_cells(test_cells.obsm["X_mmc_init"])
+    np.testing.assert_allclose(a.obsm["mmc_label_scores"]["CD56+ NK"].to_numpy(), cells @ mean, atol=1e-5)
+    with pytest.raises(ValueError, match="format string"):
+        label_texts(["NK"], templates=["{celltype}"])
+
+
+def test_cell_ontology_ids_and_subtypes(test_cells, trained_model):
+    truth = test_cells.obs[PBMC_LABEL_KEY].astype(str).to_numpy()
+    ids = ["CL:0000084", "CL:0000236", "CL:0000576", "CL:0000623", "CL:0000451", "CL:0000037"]
+    mapping = subtype_map(["T cell", "myeloid cell"], list(test_cells.obs[PBMC_LABEL_KEY].cat.categories))
+    assert sorted(mapping["T cell"]) == sorted(T_LABELS)
+    assert sorted(mapping["myeloid cell"]) == ["CD14+ Monocyte"]  # CL puts dendritic cells elsewhere
+    plain = mmc.tl.annotate(test_cells, trained_model, ids, copy=True)
+    assert list(plain.obs["mmc_label"].cat.categories) == [
+        "T cell", "B cell", "monocyte", "natural killer cell", "dendritic cell", "hematopoietic stem cell"]
+    assert list(plain.uns["mmcontext"]["annotate"]["cl_ids"]) == ids
+    broad = mmc.tl.annotate(test_cells, trained_model, ids, subtypes=PBMC_LABEL_KEY, copy=True)
+    is_t = np.isin(truth, T_LABELS)
+    pred_t = broad.obs["mmc_label"].to_numpy() == "T cell"
+    # with its subtypes, the broad T cell label finds the T cells (and almost nothing else)
+    assert pred_t[is_t].mean() >= 0.9 and pred_t[~is_t].mean() <= 0.1, (pred_t[is_t].mean(), pred_t[~is_t].mean())
+    assert broad.obsm["mmc_label_scores"]["T cell"].ge(plain.obsm["mmc_label_scores"]["T cell"] - 1e-6).all()
+
+
+def test_smoothing_over_the_knn_graph(test_cells, trained_model):
+    raw = mmc.tl.annotate(test_cells, trained_model, PBMC_LABEL_KEY, copy=True).obsm["mmc_label_scores"].to_numpy()
+    mmc.tl.annotate(test_cells, trained_model, PBMC_LABEL_KEY, smooth=0.4)
+    W = test_cells.obsp["connectivities"].toarray()
+    deg = W.sum(axis=1, keepdims=True)
+    assert (deg == 0).any()  # the subset graph has isolated cells: they keep their scores
+    expected = np.where(deg > 0, 0.6 * raw + 0.4 * (W @ raw) / np.maximum(deg, 1e-12), raw)
+    np.testing.assert_allclose(test_cells.obsm["mmc_label_scores"].to_numpy(), expected, atol=1e-5)
+    assert test_cells.uns["mmcontext"]["annotate"]["neighbors_key"] == "connectivities"
+    # an isolated cell keeps its own scores
+    out = smooth_scores(np.eye(3, dtype=np.float32), np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0]]), 1.0)
+    np.testing.assert_allclose(out, [[0, 1, 0], [1, 0, 0], [0, 0, 1]])
+
+
+def test_min_score_gives_unknown(test_cells, trained_model):
+    raw = mmc.tl.annotate(test_cells, trained_model, PBMC_LABEL_KEY, copy=True)
+    cut = float(np.median(raw.obs["mmc_label_score"]))
+    mmc.tl.annotate(test_cells, trained_model, PBMC_LABEL_KEY, min_score=cut, unknown_label="novel")
+    lab = test_cells.obs["mmc_label"]
+    assert lab.cat.categories[-1] == "novel"
+    low = test_cells.obs["mmc_label_score"].to_numpy() < cut
+    assert low.any() and (lab.to_numpy()[low] == "novel").all()
+    assert (lab.to_numpy()[~low] == raw.obs["mmc_label"].to_numpy()[~low]).all()
+
+
+def test_errors_leave_adata_unchanged(test_cells, trained_model, tiny):
+    before = set(test_cells.obs.columns), set(test_cells.obsm.keys()), set(test_cells.uns.get("mmcontext", {}))
+    with pytest.raises(ValueError, match="distinct"):
+        mmc.tl.annotate(test_cells, trained_model, ["CD19+ B", "CD19+ B"])
+    with pytest.raises(ValueError, match="distinct"):
+        mmc.tl.annotate(test_cells, trained_model, ["B cell", "CL:0000236"])
+    with pytest.raises(ValueError, match=r"smooth must be in \[0, 1\]"):
+        mmc.tl.annotate(test_cells, trained_model, PBMC_LABEL_KEY, smooth=1.5)
+    with pytest.raises(KeyError, match="not_a_column"):
+        mmc.tl.annotate(test_cells, trained_model, "not_a_column")
+    with pytest.raises(ValueError, match="view"):
+        mmc.tl.annotate(test_cells[:10], trained_model, PBMC_LABEL_KEY)
+    no_graph = test_cells.copy()
+    del no_graph.obsp["connectivities"]
+    with pytest.raises(KeyError, match=r"sc.pp.neighbors"):
+        mmc.tl.annotate(no_graph, trained_model, PBMC_LABEL_KEY, smooth=0.3)
+    assert "mmc_label" not in no_graph.obs
+    with pytest.raises(ValueError, match="unknown_label"):
+        mmc.tl.annotate(test_cells, trained_model, ["unknown", "CD19+ B"], min_score=0.1)
+    after = set(test_cells.obs.columns), set(test_cells.obsm.keys()), set(test_cells.uns.get("mmcontext", {}))
+    assert before == after
+
+
+def test_neighbors_key_reads_scanpy_graph(test_cells, trained_model):
+    sc.pp.neighbors(test_cells, use_rep="X_pca", n_neighbors=10, key_added="pca_nn")
+    mmc.tl.annotate(test_cells, trained_model, PBMC_LABEL_KEY, smooth=0.2, neighbors_key="pca_nn")
+    assert test_cells.uns["mmcontext"]["annotate"]["neighbors_key"] == "pca_nn_connectivities"
