@@ -3,7 +3,7 @@
 from ._classifier import ClassifierHead
 from ._encoder import MMContextEncoder, load
 from ._io import save_model
-from ._losses import CaptionAwareMNRLoss
+from ._losses import LOSSES, CaptionAwareMNRLoss, CLIPLoss, make_loss
 from ._omics import OmicsEncoder
 from ._processor import ArrayStore, MMContextProcessor
 from ._reranker import CellTextReranker
@@ -14,6 +14,6 @@ __all__ = [
     "CellTextReranker", "ClassifierHead",
     "ArrayStore",
     "EmbeddingStore", "StoreIntegrityError", "open_store", "write_store",
-    "CaptionAwareMNRLoss",
+    "CaptionAwareMNRLoss", "CLIPLoss", "LOSSES", "make_loss",
     "save_model",
     "DEFAULT_TEXT_MODEL", "MMContextEncoder", "MMContextProcessor", "OmicsEncoder", "load"]
