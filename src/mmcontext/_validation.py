@@ -251,3 +251,65 @@ def _check_safetensors(file: Path, fix: str) -> None:
         raise ValueError(
             f"{str(file)!r} is truncated or corrupted ({size} bytes, its header declares {8 + n + end}). {fix}"
         )
+
+
+def check_model(model: Any, *, what: str = "model") -> None:
+    """Raise ``TypeError`` unless ``model`` is an :class:`~mmcontext.models.MMContextEncoder`."""
+    from .models import MMContextEncoder
+
+    if not isinstance(model, MMContextEncoder):
+        hint = " Load it first: `model = mmc.models.load(path)`." if isinstance(model, (str, os.PathLike)) else ""
+        raise TypeError(f"{what} must be an mmcontext MMContextEncoder, got {type(model).__name__}.{hint}")
+
+
+def adata_digest(adata: AnnData) -> str:
+    """A content hash of everything in an AnnData (matrices, names, annotations, ``uns``).
+
+    Two AnnData objects with the same digest hold the same data; used to show that a function that
+    raised left its input exactly as it was.
+    """
+    import hashlib
+    import pickle
+
+    h = hashlib.sha256()
+
+    def add(obj: Any) -> None:
+        if obj is None:
+            h.update(b"<None>")
+        elif sparse.issparse(obj):
+            obj = sparse.csr_matrix(obj)
+            for part in (obj.data, obj.indices, obj.indptr, np.asarray(obj.shape)):
+                add(part)
+        elif isinstance(obj, np.ndarray):
+            h.update(str((obj.dtype, obj.shape)).encode())
+            h.update(np.ascontiguousarray(obj).tobytes() if obj.dtype.kind != "O" else pickle.dumps(obj.tolist()))
+        elif isinstance(obj, pd.DataFrame):
+            h.update(repr(list(map(str, obj.columns))).encode() + repr(list(map(str, obj.dtypes))).encode())
+            add(obj.index.to_numpy().astype(str))
+            for col in obj.columns:
+                values = obj[col]
+                if isinstance(values.dtype, pd.CategoricalDtype):
+                    add(values.cat.categories.to_numpy().astype(str))
+                    add(values.cat.codes.to_numpy())
+                else:
+                    add(values.astype(object).to_numpy())
+        elif isinstance(obj, dict) or hasattr(obj, "keys") and hasattr(obj, "__getitem__"):
+            for key in sorted(obj.keys(), key=str):
+                h.update(f"<{key}>".encode())
+                add(obj[key])
+        elif isinstance(obj, (list, tuple)):
+            h.update(b"[")
+            for item in obj:
+                add(item)
+            h.update(b"]")
+        else:
+            h.update(repr(obj).encode())
+
+    X = adata.X
+    add(X if X is None or sparse.issparse(X) else np.asarray(X))
+    for part in ("obs", "var"):
+        add(getattr(adata, part))
+    for part in ("obsm", "varm", "layers", "obsp", "varp", "uns"):
+        add(dict(getattr(adata, part)))
+    h.update(f"view={adata.is_view}".encode())
+    return h.hexdigest()

@@ -263,6 +263,10 @@ def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContext
         check_model_folder(name_or_path)  # missing / corrupted files: a clear error naming the file
     elif os.path.exists(name_or_path):
         raise FileNotFoundError(f"{name_or_path!r} is a file, not a model folder; pass the folder `save_model` wrote.")
+    elif os.path.isabs(name_or_path) or name_or_path.startswith((".", "~")) or os.path.isdir(
+            os.path.dirname(name_or_path) or "\0"):
+        raise FileNotFoundError(f"No model folder at {name_or_path!r}; pass the folder `mmc.models.save_model` "
+                                "wrote, or a Hugging Face Hub id.")
     try:
         model = MMContextEncoder(name_or_path, device=_device(device), **kwargs)
     except (OSError, RuntimeError, KeyError, json.JSONDecodeError) as err:
