@@ -196,7 +196,7 @@ def run_case(case: Case, model, tmp: Path) -> dict:
     try:
         case.call(adata, model, tmp)
         error, text = None, "(no error)"
-    except Exception as err:  # noqa: BLE001 - the table records whatever is raised
+    except Exception as err:
         error, text = err, str(err)
     after = adata_digest(adata) if isinstance(adata, ad.AnnData) else adata.to_numpy().tobytes()
     if isinstance(adata, ad.AnnData) and adata.isbacked:

@@ -71,7 +71,7 @@ def test_counts_detection():
     assert not looks_like_counts(np.log1p(counts))
     assert not looks_like_counts(rng.normal(size=(50, 20)))
     assert not looks_like_counts(np.zeros((3, 3)))  # all zero: not evidence of counts
-    with pytest.raises(ValueError, match="raw counts.*normalize_total"):
+    with pytest.raises(ValueError, match=r"raw counts.*normalize_total"):
         check_log_normalised(counts, what="adata.X")
     check_counts(counts, what="adata.layers['counts']")
     with pytest.raises(ValueError, match="expects raw counts"):

@@ -293,7 +293,7 @@ def adata_digest(adata: AnnData) -> str:
                     add(values.cat.codes.to_numpy())
                 else:
                     add(values.astype(object).to_numpy())
-        elif isinstance(obj, dict) or hasattr(obj, "keys") and hasattr(obj, "__getitem__"):
+        elif isinstance(obj, dict) or (hasattr(obj, "keys") and hasattr(obj, "__getitem__")):
             for key in sorted(obj.keys(), key=str):
                 h.update(f"<{key}>".encode())
                 add(obj[key])
