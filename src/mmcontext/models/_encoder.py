@@ -187,11 +187,16 @@ class MMContextEncoder(SentenceTransformer):
             show = settings.progress if show_progress_bar is None else show_progress_bar
             starts = range(0, X.shape[0], batch_size)
             for start in tqdm(starts, desc="Embedding cells", disable=not show or len(starts) < 2):
-                chunk = torch.from_numpy(X[start : start + batch_size]).to(self.device)
-                emb = omics({"input_values": chunk})["sentence_embedding"]
+                rows = X[start : start + batch_size]
+                # Pad every chunk to a multiple of 64 rows: matrix kernels then treat each row alike, so a
+                # cell's embedding is bit-identical whatever the batch size or the other cells in its batch.
+                padded = np.zeros((-(-len(rows) // 64) * 64, X.shape[1]), dtype=np.float32)
+                padded[: len(rows)] = rows
+                chunk = torch.from_numpy(padded).to(self.device)
+                emb = omics({"input_values": chunk})["sentence_embedding"][: len(rows)]
                 if normalize:
                     emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-                out[start : start + len(chunk)] = emb.float().cpu().numpy()
+                out[start : start + len(rows)] = emb.float().cpu().numpy()
         finally:
             self.train(was_training)
         return out
