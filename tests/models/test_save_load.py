@@ -121,6 +121,10 @@ def test_every_tensor_survives_hub_layout_and_push_to_hub(trained_model, tmp_pat
               "omics_0_OmicsEncoder/input_space.npz", "text_0_Transformer/model.safetensors",
               "1_Normalize/config.json"):
         assert f in files, f"{f} missing from the uploaded folder: {sorted(files)}"
+    readme = (hub / "README.md").read_text()
+    for needle in ("## mmcontext: cells and captions", "**Data**: 560 cells x 765 genes", "bulk_labels",
+                   "**Input space**: genes (765 features", "input_space.npz", "**Loss**: mnrl", "eval_loss="):
+        assert needle in readme, f"{needle!r} not in the model card"
     config = json.loads((hub / "omics_0_OmicsEncoder" / "config.json").read_text())
     assert config["input_dim"] == trained_model.input_dim and config["input_space"]["method"] == "genes"
 

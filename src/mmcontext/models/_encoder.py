@@ -201,6 +201,23 @@ class MMContextEncoder(SentenceTransformer):
             self.train(was_training)
         return out
 
+    def _create_model_card(self, path: str, *args, **kwargs) -> None:
+        """Write the stock README.md, then add what the model was trained on (``mmc_card``, set by ``tl.train``)."""
+        import os
+
+        from ._card import HEADING, card_section
+
+        super()._create_model_card(path, *args, **kwargs)
+        info = getattr(self, "mmc_card", None)
+        readme = os.path.join(path, "README.md")
+        if not info or not os.path.isfile(readme):
+            return
+        with open(readme, encoding="utf8") as fh:
+            text = fh.read()
+        if HEADING not in text:
+            with open(readme, "w", encoding="utf8") as fh:
+                fh.write(text.rstrip() + "\n\n" + card_section(info))
+
     def encode_text(self, texts: list[str], *, batch_size: int = 64, show_progress_bar: bool | None = None,
                     **kwargs) -> np.ndarray:
         """Embed texts (unit-length rows); keyword arguments go to :meth:`encode`."""

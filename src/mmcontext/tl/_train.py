@@ -254,6 +254,9 @@ def train(
         "seed": seed,
     }
     model.mmc_training = params
+    from ..models._card import card_info
+
+    model.mmc_card = card_info(adata, params, model)
     if output_dir is not None:
         from ..models._io import save_model
 

@@ -1,0 +1,64 @@
+"""The mmcontext section of a saved model's README.md: data, captions, input space, loss, metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Heading that marks the section (a card that has it is not extended twice).
+HEADING = "## mmcontext: cells and captions"
+
+
+def card_info(adata: Any, params: dict[str, Any], model: Any) -> dict[str, Any]:
+    """What :func:`mmcontext.tl.train` records for the model card (plain JSON-like values)."""
+    from .. import _keys
+
+    prep = adata.uns.get(_keys.UNS, {}).get("prepare", {})
+    space = dict(getattr(model.omics_encoder, "input_space", {}) or {})
+    arrays = getattr(model.omics_encoder, "input_arrays", {}) or {}
+    caption_key = params.get("caption_key")
+    examples = []
+    if caption_key in adata.obs:
+        examples = [str(c) for c in adata.obs[caption_key].astype(str).drop_duplicates().head(3)]
+    history = getattr(model, "mmc_history", []) or []
+    metrics = {k: float(v) for h in history for k, v in h.items()
+               if k in ("eval_loss", "train_loss") and isinstance(v, (int, float, str)) and _is_number(v)}
+    return {
+        "data": f"{adata.n_obs} cells x {adata.n_vars} genes; {params.get('n_train')} for training, "
+                f"{params.get('n_validation')} held out",
+        "captions": f"obs[{caption_key!r}] built from {dict(prep.get('caption_keys', {}) or {})!r}",
+        "caption_examples": examples,
+        "input_space": f"{space.get('method', 'obsm')} ({model.input_dim} features, obsm key "
+                       f"{space.get('obsm_key')!r}"
+                       + (f", {len(arrays['genes'])} genes carried in input_space.npz" if "genes" in arrays else "")
+                       + ")",
+        "loss": params.get("loss", "mnrl"),
+        "training": {k: params[k] for k in ("epochs", "batch_size", "learning_rate", "text_trainable", "seed")
+                     if k in params},
+        "metrics": metrics,
+    }
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def card_section(info: dict[str, Any]) -> str:
+    """Markdown for ``info`` (from :func:`card_info`, with metrics the user may add)."""
+    lines = [HEADING, ""]
+    lines.append(f"- **Data**: {info.get('data', 'unknown')}")
+    lines.append(f"- **Captions**: {info.get('captions', 'unknown')}")
+    for ex in info.get("caption_examples", []):
+        lines.append(f"  - e.g. \"{ex}\"")
+    lines.append(f"- **Input space**: {info.get('input_space', 'unknown')}; project new data with "
+                 "`mmc.pp.prepare(adata, reference=model)`")
+    lines.append(f"- **Loss**: {info.get('loss', 'unknown')}")
+    if info.get("training"):
+        lines.append("- **Training**: " + ", ".join(f"{k}={v}" for k, v in info["training"].items()))
+    metrics = info.get("metrics") or {}
+    lines.append("- **Metrics**: " + (", ".join(f"{k}={float(v):.4g}" for k, v in metrics.items()) or "none recorded"))
+    lines += ["", "Load with `mmc.models.load(path)` or `SentenceTransformer(path, trust_remote_code=True)`.", ""]
+    return "\n".join(lines)
