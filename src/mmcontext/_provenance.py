@@ -51,3 +51,33 @@ def record(adata: AnnData, step: str, params: dict[str, Any]) -> None:
     entry["versions"] = versions()
     entry["time"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     adata.uns.setdefault(_keys.UNS, {})[step] = h5ad_safe(entry)
+
+
+def text_fingerprint(model: Any) -> str:
+    """A short content hash of the text tower's weights (cached until a weight changes in place).
+
+    Query and annotation scores depend on the text tower, which may be fine-tuned; together with the
+    omics fingerprint this identifies every weight a result came from.
+    """
+    import hashlib
+
+    import torch
+
+    modules = getattr(model, "text_modules", [])
+    params = [p for m in modules for p in m.state_dict(keep_vars=True).values()]
+    stamp = (id(model), tuple(int(getattr(p, "_version", 0)) for p in params), len(params))
+    cached = getattr(model, "_mmc_text_fingerprint", None)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    h = hashlib.sha256()
+    for m in modules:
+        for name, tensor in sorted(m.state_dict().items()):
+            h.update(name.encode())
+            if tensor.numel():
+                h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    digest = h.hexdigest()[:16]
+    try:
+        model._mmc_text_fingerprint = (stamp, digest)
+    except AttributeError:  # pragma: no cover - models that refuse new attributes
+        pass
+    return digest

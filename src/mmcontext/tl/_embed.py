@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _keys
 from .._logging import log_added
-from .._provenance import record
+from .._provenance import record, text_fingerprint
 from .._settings import settings
 from .._validation import check_adata, check_key_added, check_model, check_writable, get_obsm
 from ..pp._prepare import init_key
@@ -35,6 +35,7 @@ def model_provenance(model: MMContextEncoder) -> dict:
     return {
         "model": str(getattr(model, "mmc_source", "in-memory")),
         "model_fingerprint": model_fingerprint(model),
+        "text_fingerprint": text_fingerprint(model),
         "text_model": str(model.model_card_data.base_model),
         "input_dim": model.input_dim,
         "embedding_dim": model.omics_encoder.output_dim,

@@ -1,0 +1,417 @@
+"""CellTextReranker: a small cross-encoder over (cell, text) pairs that reranks the bi-encoder's top hits."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+logger = logging.getLogger("mmcontext")
+
+CONFIG_NAME = "reranker_config.json"
+WEIGHTS_NAME = "reranker.safetensors"
+
+_SPLIT = re.compile(r"[,.;:()]|\ba kind of\b|\band\b", flags=re.IGNORECASE)
+
+
+def caption_phrases(caption: str) -> list[str]:
+    """Short phrases of a caption: its comma/``and``/``a kind of`` separated parts without leading articles.
+
+    ``"A CD14+ Monocyte, a kind of monocyte and mononuclear phagocyte."`` ->
+    ``["CD14+ Monocyte", "monocyte", "mononuclear phagocyte"]``.
+    """
+    out = []
+    for part in _SPLIT.split(caption):
+        part = re.sub(r"^(a|an|the)\s+", "", part.strip(), flags=re.IGNORECASE).strip()
+        if len(part) >= 3 and re.search("[A-Za-z]", part) and part not in out:
+            out.append(part)
+    return out
+
+
+class CellTextReranker(nn.Module):
+    """Cross-encoder: cell tokens and text tokens attend to each other; a head scores the match.
+
+    The cell's initial embedding (standardised) is projected into ``n_cell_tokens`` tokens; the text
+    enters as the token states of a frozen sentence-transformers model (last hidden layer), projected
+    to the same width. A ``[CLS]`` token, the cell tokens and the text tokens go through a small
+    transformer encoder; a linear head on ``[CLS]`` gives the match logit. Unlike the bi-encoder, each
+    score needs one forward pass per (cell, text) pair, so it is used on the bi-encoder's top-k only
+    (``rerank=`` of :func:`mmcontext.tl.query` and :func:`mmcontext.tl.annotate`).
+
+    Parameters
+    ----------
+    input_dim
+        Length of the cells' initial embedding vectors.
+    text_model
+        Sentence-transformers model for the text token states (default: the bundled all-MiniLM-L6-v2).
+    n_cell_tokens
+        Number of tokens a cell is split into.
+    d_model, n_layers, n_heads, dropout
+        Shape of the transformer.
+    max_text_tokens
+        Text token states kept per text (longer texts are truncated).
+    input_space
+        Description of the initial embedding (e.g. ``{"obsm_key": "X_mmc_init"}``), stored with the model.
+    seed
+        Seed for the initial weights.
+
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        *,
+        text_model: str | None = None,
+        n_cell_tokens: int = 4,
+        d_model: int = 64,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        dropout: float = 0.1,
+        max_text_tokens: int = 32,
+        text_dim: int = 384,
+        input_space: dict[str, Any] | None = None,
+        seed: int | None = 0,
+    ) -> None:
+        super().__init__()
+        if input_dim < 1 or n_cell_tokens < 1 or d_model % n_heads:
+            raise ValueError(
+                f"Need input_dim >= 1, n_cell_tokens >= 1 and d_model divisible by n_heads; got "
+                f"{input_dim}, {n_cell_tokens}, {d_model}/{n_heads}."
+            )
+        if seed is not None:
+            torch.manual_seed(seed)
+        from ._text import DEFAULT_TEXT_MODEL
+
+        self.input_dim = int(input_dim)
+        self.text_model = text_model or DEFAULT_TEXT_MODEL
+        self.n_cell_tokens = int(n_cell_tokens)
+        self.d_model = int(d_model)
+        self.n_layers = int(n_layers)
+        self.n_heads = int(n_heads)
+        self.dropout = float(dropout)
+        self.max_text_tokens = int(max_text_tokens)
+        self.text_dim = int(text_dim)
+        self.input_space = dict(input_space or {})
+        self.train_seconds = 0.0
+        self.history: list[dict[str, float]] = []
+        d = self.d_model
+        self.register_buffer("input_mean", torch.zeros(self.input_dim))
+        self.register_buffer("input_scale", torch.ones(self.input_dim))
+        self.cell_net = nn.Sequential(
+            nn.Linear(self.input_dim, 2 * d),
+            nn.GELU(),
+            nn.Dropout(self.dropout),
+            nn.Linear(2 * d, self.n_cell_tokens * d),
+        )
+        self.text_proj = nn.Linear(self.text_dim, d)
+        self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)
+        self.cell_pos = nn.Parameter(torch.randn(1, self.n_cell_tokens, d) * 0.02)
+        self.text_pos = nn.Parameter(torch.randn(1, self.max_text_tokens, d) * 0.02)
+        self.type_emb = nn.Parameter(torch.randn(2, d) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            d, self.n_heads, 4 * d, self.dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, self.n_layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 1))
+        self._text_cache: dict[str, torch.Tensor] = {}
+        self.__dict__["_text_st"] = None  # the frozen text model, loaded lazily, never saved
+
+    # -- config --------------------------------------------------------------------------------
+    def get_config_dict(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-serialisable."""
+        return {
+            "input_dim": self.input_dim,
+            "text_model": self.text_model,
+            "n_cell_tokens": self.n_cell_tokens,
+            "d_model": self.d_model,
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "dropout": self.dropout,
+            "max_text_tokens": self.max_text_tokens,
+            "text_dim": self.text_dim,
+            "input_space": self.input_space,
+        }
+
+    # -- text token states ---------------------------------------------------------------------
+    def _text_encoder(self):
+        if self.__dict__.get("_text_st") is None:
+            from sentence_transformers import SentenceTransformer
+
+            from ._text import resolve_text_model
+
+            st = SentenceTransformer(resolve_text_model(self.text_model), device="cpu")
+            st.eval()
+            self.__dict__["_text_st"] = st
+        return self.__dict__["_text_st"]
+
+    def text_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded token states ``(n, L, text_dim)`` and a validity mask ``(n, L)`` for ``texts`` (cached)."""
+        texts = [str(t) for t in texts]
+        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        if missing:
+            states = self._text_encoder().encode(
+                missing, output_value="token_embeddings", batch_size=64, show_progress_bar=False
+            )
+            for t, s in zip(missing, states, strict=True):
+                if s.shape[-1] != self.text_dim:
+                    raise ValueError(
+                        f"The text model gives {s.shape[-1]}-d token states; the reranker expects {self.text_dim}."
+                    )
+                self._text_cache[t] = s[: self.max_text_tokens].detach().float().cpu()
+        seqs = [self._text_cache[t] for t in texts]
+        L = max(len(s) for s in seqs)
+        out = torch.zeros(len(seqs), L, self.text_dim)
+        mask = torch.zeros(len(seqs), L, dtype=torch.bool)
+        for i, s in enumerate(seqs):
+            out[i, : len(s)] = s
+            mask[i, : len(s)] = True
+        return out, mask
+
+    # -- model ---------------------------------------------------------------------------------
+    def forward(self, cells: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Match logits ``(B,)`` for cells ``(B, input_dim)`` and text token states ``(B, L, text_dim)``."""
+        B, L = tokens.shape[:2]
+        d = self.d_model
+        c = self.cell_net((cells - self.input_mean) / self.input_scale).view(B, self.n_cell_tokens, d)
+        c = c + self.cell_pos + self.type_emb[0]
+        t = self.text_proj(tokens) + self.text_pos[:, :L] + self.type_emb[1]
+        seq = torch.cat([self.cls.expand(B, 1, d), c, t], dim=1)
+        pad = torch.cat([torch.zeros(B, 1 + self.n_cell_tokens, dtype=torch.bool, device=mask.device), ~mask], dim=1)
+        h = self.encoder(seq, src_key_padding_mask=pad)
+        return self.head(h[:, 0]).squeeze(-1)
+
+    def _check_cells(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.input_dim:
+            space = f" (trained on {self.input_space})" if self.input_space else ""
+            raise ValueError(
+                f"Cell matrix has shape {X.shape}; the reranker expects (n_cells, {self.input_dim}){space}."
+            )
+        return X
+
+    @torch.inference_mode()
+    def score_pairs(
+        self, X: np.ndarray, texts: Sequence[str], cell_idx: np.ndarray, text_idx: np.ndarray, *, batch_size: int = 512
+    ) -> np.ndarray:
+        """Match logits for the pairs ``(X[cell_idx[i]], texts[text_idx[i]])``; higher = better match."""
+        X = self._check_cells(X)
+        cell_idx, text_idx = np.asarray(cell_idx, dtype=np.int64), np.asarray(text_idx, dtype=np.int64)
+        tok, mask = self.text_tokens(texts)
+        was = self.training
+        self.eval()
+        out = np.empty(len(cell_idx), dtype=np.float32)
+        for s in range(0, len(cell_idx), batch_size):
+            ci, ti = cell_idx[s : s + batch_size], torch.from_numpy(text_idx[s : s + batch_size])
+            m = mask[ti]
+            L = int(m.sum(1).max()) if len(m) else 1
+            out[s : s + len(ci)] = self(torch.from_numpy(X[ci]), tok[ti, :L], m[:, :L]).float().numpy()
+        self.train(was)
+        return out
+
+    def rerank(
+        self, X: np.ndarray, texts: Sequence[str], scores: np.ndarray, *, top_k: int, axis: int, weight: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Reorder the bi-encoder's ``top_k`` hits by the cross-encoder.
+
+        Parameters
+        ----------
+        X
+            Initial embeddings of the cells (cells x :attr:`input_dim`).
+        texts
+            The texts (queries or label texts); ``scores`` has one column per text.
+        scores
+            Bi-encoder scores, cells x texts.
+        top_k
+            How many hits per text (``axis=0``: cells per query) or per cell (``axis=1``: labels per cell)
+            are rescored.
+        axis
+            0 to rerank cells within each text's column (query), 1 to rerank texts within each cell's row
+            (annotation).
+        weight
+            1 orders the top-k by the cross-encoder alone; between 0 and 1 it blends the standardised
+            cross-encoder and bi-encoder scores.
+
+        Returns
+        -------
+        ``(scores, probs)``: ``scores`` is a copy of the input in which each top-k set holds the same values,
+        reassigned in the reranked order (so values stay comparable cosines and only the order within the
+        top-k changes); ``probs`` holds the cross-encoder's match probability for the rescored pairs, NaN elsewhere.
+
+        """
+        scores = np.asarray(scores, dtype=np.float32)
+        n_cells, n_texts = scores.shape
+        if axis not in (0, 1):
+            raise ValueError(f"axis must be 0 or 1, got {axis}.")
+        if len(texts) != n_texts or len(X) != n_cells:
+            raise ValueError(f"scores has shape {scores.shape} for {len(X)} cells and {len(texts)} texts.")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}.")
+        S = scores if axis == 0 else scores.T  # groups are columns of S
+        k = min(top_k, S.shape[0])
+        top = np.argsort(-S, axis=0, kind="stable")[:k]  # (k, n_groups) indices along the reranked axis
+        groups = np.broadcast_to(np.arange(S.shape[1]), top.shape)
+        cell_idx, text_idx = (top, groups) if axis == 0 else (groups, top)
+        logits = self.score_pairs(X, texts, cell_idx.ravel(), text_idx.ravel()).reshape(top.shape)
+        bi = np.take_along_axis(S, top, axis=0)
+        key = logits
+        if weight < 1.0:
+            z = lambda a: (a - a.mean(0)) / (a.std(0) + 1e-6)  # noqa: E731
+            key = weight * z(logits) + (1 - weight) * z(bi)
+        order = np.argsort(-key, axis=0, kind="stable")
+        new = S.copy()
+        np.put_along_axis(new, np.take_along_axis(top, order, axis=0), bi, axis=0)  # bi is sorted descending
+        probs = np.full(S.shape, np.nan, dtype=np.float32)
+        np.put_along_axis(probs, top, 1.0 / (1.0 + np.exp(-logits)), axis=0)
+        return (new, probs) if axis == 0 else (new.T.copy(), probs.T.copy())
+
+    # -- training ------------------------------------------------------------------------------
+    def fit(
+        self,
+        X: np.ndarray,
+        captions: Sequence[str],
+        *,
+        epochs: int = 8,
+        n_negatives: int = 3,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        fragments: bool = True,
+        max_seconds: float | None = None,
+        seed: int = 0,
+    ) -> CellTextReranker:
+        """Train on cells ``X`` and their ``captions``.
+
+        Each cell's caption (or one of its phrases) is a positive; ``n_negatives`` other captions
+        (or phrases its caption lacks) are negatives. Returns ``self``.
+        """
+        X = self._check_cells(X)
+        captions = np.asarray([str(c) for c in captions], dtype=object)
+        if len(captions) != len(X):
+            raise ValueError(f"{len(X)} cells but {len(captions)} captions.")
+        start_time = time.perf_counter()
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        scale = X.std(axis=0)
+        scale[scale < 1e-8] = 1.0
+        self.input_mean.copy_(torch.from_numpy(X.mean(axis=0)))
+        self.input_scale.copy_(torch.from_numpy(scale))
+        uniq, cap_of = np.unique(captions, return_inverse=True)
+        if len(uniq) < 2:
+            raise ValueError("Training a reranker needs at least 2 distinct captions.")
+        texts = list(uniq)
+        own_phrases: list[list[int]] = []
+        if fragments:
+            for cap in uniq:
+                ids = []
+                for p in caption_phrases(cap):
+                    if p not in texts:
+                        texts.append(p)
+                    ids.append(texts.index(p))
+                own_phrases.append(ids)
+        phrase_ids = np.array(sorted({i for ids in own_phrases for i in ids}), dtype=np.int64)
+        # which texts are a negative for which caption: caption texts other than its own; phrases it lacks
+        lower = [t.lower() for t in texts]
+        neg_ok = np.array(
+            [
+                [j != c and (j < len(uniq) or lower[j] not in uniq[c].lower()) for j in range(len(texts))]
+                for c in range(len(uniq))
+            ]
+        )
+        tok, tmask = self.text_tokens(texts)
+        opt = torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=learning_rate, weight_decay=1e-4)
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(n_negatives)))
+        xt = torch.from_numpy(X)
+        n = len(X)
+        total_steps = epochs * int(np.ceil(n * (1 + n_negatives) / batch_size))
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=learning_rate, total_steps=max(total_steps, 1), pct_start=0.1
+        )
+        self.train()
+        stopped = False
+        for epoch in range(epochs):
+            cells, tids, ys = [], [], []
+            for i in range(n):
+                c = cap_of[i]
+                pos = c
+                if fragments and own_phrases[c] and rng.random() < 0.5:
+                    pos = rng.choice(own_phrases[c])
+                cells.append(i), tids.append(pos), ys.append(1.0)
+                cand_caps = np.flatnonzero(neg_ok[c, : len(uniq)])
+                cand_phr = phrase_ids[neg_ok[c, phrase_ids]] if fragments else np.empty(0, dtype=np.int64)
+                for _ in range(n_negatives):
+                    pool = cand_phr if len(cand_phr) and rng.random() < 0.5 else cand_caps
+                    cells.append(i), tids.append(int(rng.choice(pool))), ys.append(0.0)
+            perm = rng.permutation(len(cells))
+            cells_a, tids_a, ys_a = (
+                np.asarray(cells)[perm],
+                np.asarray(tids)[perm],
+                np.asarray(ys, dtype=np.float32)[perm],
+            )
+            total = 0.0
+            for s in range(0, len(cells_a), batch_size):
+                ti = torch.from_numpy(tids_a[s : s + batch_size])
+                m = tmask[ti]
+                L = int(m.sum(1).max())
+                logits = self(xt[cells_a[s : s + batch_size]], tok[ti, :L], m[:, :L])
+                loss = loss_fn(logits, torch.from_numpy(ys_a[s : s + batch_size]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if sched.last_epoch < total_steps - 1:
+                    sched.step()
+                total += float(loss) * len(ti)
+            self.history.append({"epoch": epoch + 1, "loss": total / len(cells_a)})
+            if max_seconds is not None and time.perf_counter() - start_time > max_seconds:
+                stopped = True
+                break
+        self.eval()
+        self.train_seconds = time.perf_counter() - start_time
+        if stopped:
+            logger.warning("reranker training stopped after %d epochs (max_seconds=%s)", len(self.history), max_seconds)
+        return self
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``reranker_config.json`` and ``reranker.safetensors`` into the folder ``path``."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config = {**self.get_config_dict(), "history": self.history, "train_seconds": self.train_seconds}
+        (path / CONFIG_NAME).write_text(json.dumps(config, indent=1))
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(path / WEIGHTS_NAME))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> CellTextReranker:
+        """Load a reranker written by :meth:`save` (the text model is loaded when first needed)."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not (path / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"{str(path)!r} has no {CONFIG_NAME}; it is not a saved CellTextReranker.")
+        config = json.loads((path / CONFIG_NAME).read_text())
+        history = config.pop("history", [])
+        seconds = config.pop("train_seconds", 0.0)
+        input_dim = config.pop("input_dim")
+        model = cls(input_dim, seed=None, **config)
+        model.load_state_dict(load_file(str(path / WEIGHTS_NAME), device=device))
+        model.history, model.train_seconds = history, seconds
+        return model.to(device).eval()
+
+    def __repr__(self) -> str:
+        return (
+            f"CellTextReranker(input_dim={self.input_dim}, n_cell_tokens={self.n_cell_tokens}, "
+            f"d_model={self.d_model}, n_layers={self.n_layers}, text_model={self.text_model!r})"
+        )
+
+
+CellTextReranker.__module__ = "mmcontext.models"

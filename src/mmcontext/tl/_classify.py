@@ -1,0 +1,639 @@
+"""Supervised heads on the joint embedding: fit, predict into AnnData, evaluate; and reranker training."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _keys
+from .._logging import log_added, logger
+from .._provenance import record
+from .._validation import check_adata, check_writable, get_obs_column, get_obsm
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from ..models import CellTextReranker, ClassifierHead, MMContextEncoder
+
+#: Default name of the columns :func:`classify` writes.
+CLASSIFY_KEY = "mmc_classify"
+TASKS = ("classification", "multilabel", "regression")
+
+
+# -- features and targets ------------------------------------------------------------------------
+def _features(
+    adata: AnnData, model: MMContextEncoder | None, *, use_rep: str | None, text_key: str | None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Cell features: the joint embedding (or ``obsm[use_rep]`` without a model), plus text embeddings."""
+    if model is not None:
+        from ._embed import joint_embedding, model_fingerprint
+
+        X = joint_embedding(adata, model, use_rep)
+        spec: dict[str, Any] = {"source": "joint", "use_rep": use_rep, "model_fingerprint": model_fingerprint(model)}
+    else:
+        if use_rep is None:
+            raise ValueError(
+                "Without a model the head reads `adata.obsm[use_rep]` directly; pass `use_rep=` "
+                "(e.g. 'X_pca' or 'X_mmc')."
+            )
+        X = get_obsm(adata, use_rep)
+        spec = {"source": "obsm", "use_rep": use_rep}
+    spec["text_key"] = text_key
+    if text_key is not None:
+        if model is None:
+            raise ValueError("text_key= needs a model to embed the texts; pass `model=`.")
+        col = get_obs_column(adata, text_key).astype(object)
+        if col.isna().any():
+            raise ValueError(
+                f"adata.obs[{text_key!r}] has {int(col.isna().sum())} missing texts; fill them (e.g. with '')."
+            )
+        texts = col.astype(str).to_numpy()
+        uniq, inv = np.unique(texts, return_inverse=True)
+        emb = model.encode_text([u if u.strip() else "unknown" for u in uniq])
+        X = np.hstack([X, emb[inv]])
+    return np.asarray(X, dtype=np.float32), spec
+
+
+def _mask(adata: AnnData, train_mask: str | Sequence[bool] | np.ndarray | None) -> np.ndarray:
+    if train_mask is None:
+        return np.ones(adata.n_obs, dtype=bool)
+    if isinstance(train_mask, str):
+        col = get_obs_column(adata, train_mask)
+        if col.dtype != bool:
+            raise TypeError(f"adata.obs[{train_mask!r}] must be boolean to serve as train_mask, got {col.dtype}.")
+        return col.to_numpy()
+    mask = np.asarray(train_mask)
+    if mask.dtype != bool or mask.shape != (adata.n_obs,):
+        raise ValueError(
+            f"train_mask must be a boolean array of length n_obs={adata.n_obs}, got {mask.dtype} {mask.shape}."
+        )
+    return mask
+
+
+def _targets(
+    adata: AnnData, label_key: str | Sequence[str], task: str, sep: str, classes: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Return (targets, labelled mask, classes) for ``task``."""
+    if task == "multilabel":
+        if isinstance(label_key, str):
+            col = get_obs_column(adata, label_key)
+            labelled = col.notna().to_numpy()
+            sets = [
+                set(filter(None, (s.strip() for s in str(v).split(sep)))) if ok else set()
+                for v, ok in zip(col.astype(object), labelled, strict=True)
+            ]
+            names = sorted(set().union(*sets)) if classes is None else list(classes)
+            Y = np.array([[n in s for n in names] for s in sets], dtype=np.float32).reshape(len(sets), len(names))
+            return Y, labelled, names
+        cols = [get_obs_column(adata, k) for k in label_key]
+        for k, c in zip(label_key, cols, strict=True):
+            if c.dtype != bool and not (pd.api.types.is_numeric_dtype(c) and c.dropna().isin([0, 1]).all()):
+                raise TypeError(f"adata.obs[{k!r}] must be boolean or 0/1 for a multilabel task, got {c.dtype}.")
+        labelled = np.logical_and.reduce([c.notna().to_numpy() for c in cols])
+        Y = np.stack([c.fillna(0).astype(np.float32).to_numpy() for c in cols], axis=1)
+        return Y, labelled, [str(k) for k in label_key]
+    if not isinstance(label_key, str):
+        raise TypeError(f"label_key must be one obs column for task={task!r}; a list is only for task='multilabel'.")
+    col = get_obs_column(adata, label_key)
+    labelled = col.notna().to_numpy()
+    if task == "regression":
+        if not pd.api.types.is_numeric_dtype(col):
+            raise TypeError(
+                f"adata.obs[{label_key!r}] must be numeric for task='regression', got {col.dtype}; "
+                "use task='classification' for categories."
+            )
+        return col.to_numpy(dtype=np.float32, na_value=np.nan), labelled, []
+    values = col.astype(object).where(col.notna(), None).to_numpy()
+    if classes is None:
+        cats = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else pd.unique(col.dropna())
+        classes = [str(c) for c in cats]
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index.get(str(v), -1) if ok else -1 for v, ok in zip(values, labelled, strict=True)])
+    return y, labelled, list(classes)
+
+
+# -- public API ----------------------------------------------------------------------------------
+def fit_classifier(
+    adata: AnnData,
+    model: MMContextEncoder | None,
+    *,
+    label_key: str | Sequence[str],
+    task: str = "classification",
+    use_rep: str | None = None,
+    text_key: str | None = None,
+    train_mask: str | Sequence[bool] | np.ndarray | None = None,
+    sep: str = ";",
+    hidden_dim: int = 256,
+    dropout: float = 0.1,
+    epochs: int = 60,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    weight_decay: float = 1e-4,
+    class_weight: str | None = None,
+    seed: int = 0,
+) -> ClassifierHead:
+    """Train a supervised head that predicts ``label_key`` from the cells' joint embedding.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix, prepared (see :func:`mmcontext.pp.prepare`) and holding the labels.
+    model
+        A trained :class:`~mmcontext.models.MMContextEncoder`; the features are the joint embedding
+        (``obsm['X_mmc']`` when this model wrote it, else computed). ``None``: read ``obsm[use_rep]``
+        directly (a baseline on e.g. ``X_pca``).
+    label_key
+        ``obs`` column of the targets: categories (classification), numbers (regression), or for
+        ``task="multilabel"`` a column of ``sep``-separated labels (``"T cell;CD8+"``) or a list of
+        boolean ``obs`` columns. Cells with a missing label are not trained on.
+    task
+        ``"classification"``, ``"multilabel"`` or ``"regression"``.
+    use_rep
+        With a model: ``obsm`` key of the initial embedding to embed cells from. Without: the feature matrix.
+    text_key
+        ``obs`` column of a text per cell (e.g. a caption of other metadata) whose text embedding is
+        appended to the features: the multimodal head. Never use a text that names the label.
+    train_mask
+        Boolean array or ``obs`` column: the cells to train on (default all labelled cells).
+    sep
+        Separator of labels in a multilabel column.
+    hidden_dim, dropout
+        Shape of the head (``hidden_dim=0``: a linear head).
+    epochs, batch_size, learning_rate, weight_decay
+        Training (AdamW, full passes over the training cells).
+    class_weight
+        ``"balanced"`` to weigh rare classes up (classification, multilabel).
+    seed
+        Seed for the initial weights and shuffling.
+
+    Returns
+    -------
+    The trained :class:`~mmcontext.models.ClassifierHead` (save with ``head.save(path)``). Records the
+    parameters in ``adata.uns['mmcontext']['fit_classifier']``.
+
+    Examples
+    --------
+    >>> head = mmc.tl.fit_classifier(adata, model, label_key="cell_type")  # doctest: +SKIP
+    >>> mmc.tl.classify(adata, model, head)  # doctest: +SKIP
+
+    """
+    from ..models import ClassifierHead
+
+    check_adata(adata, min_obs=2)
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+    if class_weight not in (None, "balanced"):
+        raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}.")
+    y, labelled, classes = _targets(adata, label_key, task, sep)
+    mask = _mask(adata, train_mask) & labelled
+    if task == "regression":
+        mask &= np.isfinite(y)
+    if mask.sum() < 2:
+        raise ValueError(
+            f"Only {int(mask.sum())} labelled training cells in adata.obs[{label_key!r}]; need at least 2."
+        )
+    if task == "classification":
+        present = np.unique(y[mask])
+        if len(present) < 2:
+            raise ValueError(
+                f"adata.obs[{label_key!r}] has a single class among the training cells; a classifier needs at least 2."
+            )
+        # keep only classes seen in training, in their original order
+        classes = [c for i, c in enumerate(classes) if i in set(present.tolist())]
+        remap = {int(old): new for new, old in enumerate(present)}
+        y = np.array([remap.get(int(v), -1) for v in y])
+    X, spec = _features(adata, model, use_rep=use_rep, text_key=text_key)
+    spec.update({"label_key": label_key if isinstance(label_key, str) else list(label_key), "sep": sep})
+    head = ClassifierHead(X.shape[1], task=task, classes=classes, hidden_dim=hidden_dim, dropout=dropout, features=spec)
+    head.fit(
+        X[mask],
+        y[mask],
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        class_weight=class_weight,
+        seed=seed,
+    )
+    record(
+        adata,
+        "fit_classifier",
+        {
+            **spec,
+            "task": task,
+            "classes": classes,
+            "n_train": int(mask.sum()),
+            "epochs": epochs,
+            "hidden_dim": hidden_dim,
+            "learning_rate": learning_rate,
+            "class_weight": class_weight,
+            "seed": seed,
+            "final_loss": head.history[-1]["loss"],
+        },
+    )
+    logger.info(
+        "trained a %s head on %d cells (%d features, %d outputs)",
+        task,
+        int(mask.sum()),
+        X.shape[1],
+        max(1, len(classes)),
+    )
+    return head
+
+
+def classify(
+    adata: AnnData,
+    model: MMContextEncoder | None,
+    head: ClassifierHead | None = None,
+    *,
+    label_key: str | Sequence[str] | None = None,
+    task: str = "classification",
+    use_rep: str | None = None,
+    text_key: str | None = None,
+    threshold: float = 0.5,
+    key_added: str = CLASSIFY_KEY,
+    copy: bool = False,
+    **fit_kwargs: Any,
+) -> AnnData | None:
+    """Predict labels (with probabilities) or values for every cell with a supervised head.
+
+    Without ``head``, one is trained first on the labelled cells of ``adata`` (``label_key``,
+    ``task`` and ``fit_kwargs`` go to :func:`fit_classifier`); to keep and reuse it, call
+    :func:`fit_classifier` yourself and pass its result.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix, prepared like the data the head was trained on.
+    model
+        The :class:`~mmcontext.models.MMContextEncoder` whose joint embedding the head reads
+        (``None`` for a head trained on ``obsm[use_rep]`` directly).
+    head
+        A :class:`~mmcontext.models.ClassifierHead` from :func:`fit_classifier` or ``ClassifierHead.load``.
+    label_key, task
+        Only to train a new head (see :func:`fit_classifier`).
+    use_rep, text_key
+        Default: those the head was trained with.
+    threshold
+        Probability from which a label counts as predicted (multilabel).
+    key_added
+        Name of the prediction column; the other results are named after it.
+    copy
+        Return a copy instead of writing into ``adata``.
+    **fit_kwargs
+        Passed to :func:`fit_classifier` when no head is given.
+
+    Returns
+    -------
+    ``None``, or a copy of ``adata`` when ``copy=True``, with
+
+    ``adata.obs[key_added]``
+        classification: categorical predicted label; multilabel: categorical of the predicted labels
+        joined by the head's separator (``""`` for none); regression: float32 predicted value.
+    ``adata.obs[key_added + '_score']``
+        float32 probability of the predicted label (classification only).
+    ``adata.obsm[key_added + '_probs']``
+        DataFrame, cells x classes, probabilities (classification and multilabel).
+    ``adata.uns['mmcontext']['classify']``
+        The head's task, classes and features, ``key_added``, the model's provenance.
+
+    Examples
+    --------
+    >>> mmc.tl.classify(adata, model, label_key="cell_type")  # doctest: +SKIP
+
+    """
+    check_adata(adata)
+    check_writable(adata, copy=copy)
+    if head is None:
+        if label_key is None:
+            raise ValueError("Pass a trained `head=` or a `label_key=` to train one on the labelled cells.")
+        head = fit_classifier(
+            adata, model, label_key=label_key, task=task, use_rep=use_rep, text_key=text_key, **fit_kwargs
+        )
+    elif fit_kwargs:
+        raise TypeError(f"Training options {sorted(fit_kwargs)!r} only apply when no `head=` is given.")
+    spec = head.features
+    if (spec.get("source") == "joint") != (model is not None):
+        raise ValueError(
+            f"The head was trained on {'the joint embedding' if spec.get('source') == 'joint' else 'obsm'} "
+            "features; pass the model it was trained with" + (" " if model is None else " or model=None.")
+        )
+    use_rep = spec.get("use_rep") if use_rep is None else use_rep
+    text_key = spec.get("text_key") if text_key is None else text_key
+    X, now = _features(adata, model, use_rep=use_rep, text_key=text_key)
+    if X.shape[1] != head.input_dim:
+        raise ValueError(
+            f"The features have {X.shape[1]} columns but the head expects {head.input_dim}; use the model, "
+            "use_rep and text_key the head was trained with."
+        )
+    if spec.get("model_fingerprint") not in (None, now.get("model_fingerprint")):
+        logger.warning("the head was trained on another model's joint embedding; its predictions may be meaningless.")
+    out = head.predict(X)
+    adata = adata.copy() if copy else adata
+    written = [(key_added, "obs")]
+    if head.task == "regression":
+        adata.obs[key_added] = out.astype(np.float32)
+    else:
+        probs = pd.DataFrame(out, index=adata.obs_names, columns=head.classes)
+        if head.task == "classification":
+            best = out.argmax(axis=1)
+            adata.obs[key_added] = pd.Categorical.from_codes(best, categories=head.classes)
+            adata.obs[f"{key_added}_score"] = out[np.arange(len(out)), best].astype(np.float32)
+            written.append((f"{key_added}_score", "obs"))
+        else:
+            sep = spec.get("sep", ";")
+            names = np.asarray(head.classes, dtype=object)
+            joined = [sep.join(names[row >= threshold]) for row in out]
+            adata.obs[key_added] = pd.Categorical(joined)
+        adata.obsm[f"{key_added}_probs"] = probs
+        written.append((f"{key_added}_probs", "obsm"))
+    prov = {}
+    if model is not None:
+        from ._embed import model_provenance
+
+        prov = model_provenance(model)
+    record(
+        adata,
+        "classify",
+        {
+            **prov,
+            "task": head.task,
+            "classes": head.classes,
+            "features": str(spec),
+            "use_rep": use_rep,
+            "text_key": text_key,
+            "threshold": threshold,
+            "key_added": key_added,
+        },
+    )
+    log_added(*written)
+    return adata if copy else None
+
+
+def classify_evaluate(
+    adata: AnnData,
+    *,
+    label_key: str | Sequence[str],
+    key_added: str = CLASSIFY_KEY,
+    mask: str | Sequence[bool] | np.ndarray | None = None,
+    task: str | None = None,
+    return_predictions: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Score the predictions of :func:`classify` against the true labels.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix after :func:`classify`.
+    label_key
+        The true labels, as given to :func:`fit_classifier`.
+    key_added
+        The ``key_added`` of :func:`classify`.
+    mask
+        Boolean array or ``obs`` column: the cells to score (e.g. the held-out cells); default all
+        labelled cells.
+    task
+        Default: the task recorded by :func:`classify` (``uns['mmcontext']['classify']``).
+    return_predictions
+        Also return a per-cell DataFrame: ``truth``, ``prediction`` and the probability columns.
+
+    Returns
+    -------
+    Tidy DataFrame with columns ``metric``, ``subject`` and ``value``.
+
+    - classification: ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``mcc``, ``n``; for two classes also
+      ``tp``, ``tn``, ``fp``, ``fn`` and ``auroc`` with the second class as positive (``subject``).
+    - multilabel: ``subset_accuracy``, ``macro_f1``, ``micro_f1``, ``hamming_loss``, and per label
+      (``subject``) ``f1``, ``mcc``, ``tp``, ``tn``, ``fp``, ``fn``, ``auroc``.
+    - regression: ``r2``, ``mae``, ``rmse``, ``pearson_r``, ``n``.
+
+    With ``return_predictions=True``, a tuple ``(metrics, predictions)``.
+
+    """
+    from sklearn import metrics as skm
+
+    check_adata(adata)
+    info = adata.uns.get(_keys.UNS, {}).get("classify", {})
+    if task is None:
+        if info.get("key_added") != key_added:
+            raise ValueError(f"No classify result recorded for key_added={key_added!r}; pass `task=`.")
+        task = str(info["task"])
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+    pred_col = get_obs_column(adata, key_added)
+    probs_key = f"{key_added}_probs"
+    probs = adata.obsm[probs_key] if probs_key in adata.obsm else None
+    if task != "regression" and probs is None:
+        raise KeyError(
+            f"adata.obsm[{probs_key!r}] not found; run `mmc.tl.classify(..., key_added={key_added!r})` first."
+        )
+    classes = [str(c) for c in probs.columns] if probs is not None else None
+    sep = ";"
+    if task == "multilabel":
+        sep = str(adata.uns.get(_keys.UNS, {}).get("fit_classifier", {}).get("sep", ";"))
+    y, labelled, classes = _targets(adata, label_key, task, sep, classes=classes)
+    sel = _mask(adata, mask) & labelled
+    if task == "regression":
+        sel &= np.isfinite(y)
+    if not sel.any():
+        raise ValueError("No labelled cells to score; check `mask=` and the label column.")
+    rows: list[tuple[str, str, float]] = []
+    if task == "classification":
+        truth = np.asarray(get_obs_column(adata, label_key).astype(str))[sel]
+        pred = pred_col.astype(str).to_numpy()[sel]
+        labels = np.unique(truth)
+        rows += [
+            ("accuracy", key_added, skm.accuracy_score(truth, pred)),
+            ("balanced_accuracy", key_added, skm.balanced_accuracy_score(truth, pred)),
+            ("macro_f1", key_added, skm.f1_score(truth, pred, average="macro", labels=labels, zero_division=0)),
+            ("mcc", key_added, skm.matthews_corrcoef(truth, pred)),
+            ("n", key_added, float(sel.sum())),
+        ]
+        if len(classes) == 2:
+            pos = classes[1]
+            t, p = truth == pos, pred == pos
+            rows += _confusion(t, p, pos)
+            if 0 < t.sum() < len(t):
+                rows.append(("auroc", pos, skm.roc_auc_score(t, probs.to_numpy()[sel, 1])))
+    elif task == "multilabel":
+        P = probs.to_numpy()[sel]
+        Y = y[sel].astype(bool)
+        thr = float(adata.uns.get(_keys.UNS, {}).get("classify", {}).get("threshold", 0.5))
+        H = P >= thr
+        rows += [
+            ("subset_accuracy", key_added, float((H == Y).all(axis=1).mean())),
+            ("macro_f1", key_added, skm.f1_score(Y, H, average="macro", zero_division=0)),
+            ("micro_f1", key_added, skm.f1_score(Y, H, average="micro", zero_division=0)),
+            ("hamming_loss", key_added, skm.hamming_loss(Y, H)),
+            ("n", key_added, float(sel.sum())),
+        ]
+        for j, name in enumerate(classes):
+            rows.append(("f1", name, skm.f1_score(Y[:, j], H[:, j], zero_division=0)))
+            rows.append(("mcc", name, skm.matthews_corrcoef(Y[:, j], H[:, j])))
+            rows += _confusion(Y[:, j], H[:, j], name)
+            if 0 < Y[:, j].sum() < len(Y):
+                rows.append(("auroc", name, skm.roc_auc_score(Y[:, j], P[:, j])))
+    else:
+        truth = y[sel]
+        pred = pred_col.to_numpy(dtype=np.float64)[sel]
+        r = float(np.corrcoef(truth, pred)[0, 1]) if truth.std() > 0 and pred.std() > 0 else float("nan")
+        rows += [
+            ("r2", key_added, skm.r2_score(truth, pred)),
+            ("mae", key_added, skm.mean_absolute_error(truth, pred)),
+            ("rmse", key_added, float(np.sqrt(skm.mean_squared_error(truth, pred)))),
+            ("pearson_r", key_added, r),
+            ("n", key_added, float(sel.sum())),
+        ]
+    table = pd.DataFrame(rows, columns=["metric", "subject", "value"])
+    table["value"] = table["value"].astype(float)
+    if not return_predictions:
+        return table
+    pred_df = pd.DataFrame(index=adata.obs_names[sel])
+    if task == "multilabel":
+        pred_df["truth"] = [sep.join(np.asarray(classes)[row.astype(bool)]) for row in y[sel]]
+    else:
+        pred_df["truth"] = np.asarray(get_obs_column(adata, label_key) if isinstance(label_key, str) else y)[sel]
+    pred_df["prediction"] = pred_col.to_numpy()[sel]
+    if probs is not None:
+        pred_df = pred_df.join(probs.loc[pred_df.index].add_prefix("prob_"))
+    return table, pred_df
+
+
+def _confusion(truth: np.ndarray, pred: np.ndarray, subject: str) -> list[tuple[str, str, float]]:
+    truth, pred = np.asarray(truth, dtype=bool), np.asarray(pred, dtype=bool)
+    return [
+        ("tp", subject, float((truth & pred).sum())),
+        ("tn", subject, float((~truth & ~pred).sum())),
+        ("fp", subject, float((~truth & pred).sum())),
+        ("fn", subject, float((truth & ~pred).sum())),
+    ]
+
+
+def train_reranker(
+    adata: AnnData,
+    *,
+    caption_key: str | None = None,
+    use_rep: str | None = None,
+    text_model: str | None = None,
+    epochs: int = 8,
+    n_negatives: int = 3,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    fragments: bool = True,
+    max_seconds: float | None = None,
+    seed: int = 0,
+    **kwargs: Any,
+) -> CellTextReranker:
+    """Train a cross-encoder that scores (cell, text) pairs, to rerank the bi-encoder's top hits.
+
+    Positives are each cell with its caption (and, with ``fragments``, a random phrase of it);
+    negatives pair the cell with another cell's caption or a phrase that its own caption lacks.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with an initial embedding and captions (see :func:`mmcontext.pp.prepare`).
+    caption_key
+        ``obs`` column of captions; default: the one :func:`~mmcontext.pp.prepare` wrote.
+    use_rep
+        ``obsm`` key of the initial embedding (default: the one :func:`~mmcontext.pp.prepare` recorded).
+    text_model
+        Sentence-transformers model whose (frozen) token states feed the cross-encoder; default the
+        bundled all-MiniLM-L6-v2.
+    epochs, n_negatives, batch_size, learning_rate
+        Training: passes over the cells, negatives per positive, pairs per step, AdamW learning rate.
+    fragments
+        Also train on phrases of the captions (so that short queries score sensibly).
+    max_seconds
+        Stop training after this much wall time.
+    seed
+        Seed for weights, sampling and shuffling.
+    **kwargs
+        Shape of the model (see :class:`~mmcontext.models.CellTextReranker`).
+
+    Returns
+    -------
+    The trained :class:`~mmcontext.models.CellTextReranker`; pass it as ``rerank=`` to
+    :func:`mmcontext.tl.query` or :func:`mmcontext.tl.annotate`. Records the parameters in
+    ``adata.uns['mmcontext']['train_reranker']``.
+
+    """
+    from ..models import CellTextReranker
+    from ..pp._prepare import init_key
+    from ._train import _captions
+
+    check_adata(adata, min_obs=2)
+    key = init_key(adata, use_rep)
+    X = get_obsm(adata, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
+    caption_key, ok = _captions(adata, caption_key)
+    captions = adata.obs[caption_key].astype(object).to_numpy()[ok].astype(str)
+    if len(np.unique(captions)) < 2:
+        raise ValueError(
+            f"adata.obs[{caption_key!r}] holds fewer than 2 distinct captions; negatives need another caption."
+        )
+    reranker = CellTextReranker(X.shape[1], text_model=text_model, input_space={"obsm_key": key}, seed=seed, **kwargs)
+    reranker.fit(
+        X[ok],
+        captions,
+        epochs=epochs,
+        n_negatives=n_negatives,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        fragments=fragments,
+        max_seconds=max_seconds,
+        seed=seed,
+    )
+    record(
+        adata,
+        "train_reranker",
+        {
+            "caption_key": caption_key,
+            "use_rep": key,
+            "n_train": int(ok.sum()),
+            "epochs": epochs,
+            "n_negatives": n_negatives,
+            "fragments": fragments,
+            "seed": seed,
+            "train_seconds": reranker.train_seconds,
+        },
+    )
+    logger.info("trained a reranker on %d cells in %.1f s", int(ok.sum()), reranker.train_seconds)
+    return reranker
+
+
+def rerank_scores(
+    adata: AnnData,
+    reranker: CellTextReranker,
+    texts: Sequence[str],
+    scores: np.ndarray,
+    *,
+    top_k: int,
+    axis: int,
+    use_rep: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``rerank=`` hook of :func:`~mmcontext.tl.query` (``axis=0``) and :func:`~mmcontext.tl.annotate` (``axis=1``).
+
+    Reads the cells' initial embedding (``use_rep``, else the key the reranker was trained on, else the one
+    :func:`~mmcontext.pp.prepare` recorded) and returns :meth:`CellTextReranker.rerank`'s ``(scores, probs)``.
+    """
+    from ..models import CellTextReranker
+    from ..pp._prepare import init_key
+
+    if not isinstance(reranker, CellTextReranker):
+        raise TypeError(
+            f"rerank= must be a CellTextReranker (from `mmc.tl.train_reranker`), got {type(reranker).__name__}."
+        )
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
+    trained_on = reranker.input_space.get("obsm_key")
+    key = use_rep or (trained_on if trained_on in adata.obsm else init_key(adata, None))
+    X = get_obsm(adata, key, hint=" Pass the initial embedding the reranker was trained on as `use_rep=`.")
+    if X.shape[1] != reranker.input_dim:
+        raise ValueError(
+            f"adata.obsm[{key!r}] has {X.shape[1]} features but the reranker expects {reranker.input_dim} "
+            f"(trained on obsm[{trained_on!r}]); prepare the data in the same input space."
+        )
+    return reranker.rerank(X, list(texts), scores, top_k=int(top_k), axis=axis)
