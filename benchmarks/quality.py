@@ -1,0 +1,195 @@
+"""Zero-shot quality of mmcontext against what a user would do instead, on one split of pbmc68k_reduced.
+
+Run from the repository root::
+
+    PYTHONPATH=src python benchmarks/quality.py            # everything (~5-10 min on 2 CPU cores)
+    PYTHONPATH=src python benchmarks/quality.py --quick    # skip the leave-one-type-out runs
+
+Prints, on ``mmc.datasets.pbmc_split`` (train 560 / test 140 cells, labels ``bulk_labels``):
+
+1. held-out label accuracy / balanced accuracy / macro-F1 / MCC of mmcontext zero-shot (``tl.annotate``, with
+   and without kNN smoothing) versus supervised kNN and logistic regression on ``X_pca`` and CellTypist trained
+   on the training cells;
+2. AUROC of each query of ``mmc.datasets.PBMC_QUERIES`` (``tl.query``) versus ``sc.tl.score_genes`` with
+   textbook marker genes of the same cell types;
+3. a shuffled-caption control (captions permuted across training cells), whose accuracy must fall to the
+   majority-class rate;
+4. each of the 10 cell types left out of training in turn, then found on the test cells by its Cell Ontology
+   name and by a synonym (AUROC);
+5. how much the scores change with the batch size or the subset of cells embedded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
+from sklearn.neighbors import KNeighborsClassifier
+
+import mmcontext as mmc
+from mmcontext._keys import query_key
+from mmcontext.datasets import PBMC_LABEL_KEY, PBMC_QUERIES, pbmc_split
+
+#: Textbook marker genes per query (those missing from pbmc68k_reduced's 765 genes are dropped).
+MARKERS: dict[str, list[str]] = {
+    "monocytes": ["CD14", "LYZ", "S100A8", "S100A9", "FCN1", "VCAN"],
+    "B lymphocytes": ["CD79A", "CD79B", "MS4A1", "CD19", "BANK1"],
+    "natural killer cells": ["GNLY", "NKG7", "KLRD1", "KLRF1", "NCAM1", "PRF1", "FCGR3A"],
+    "dendritic cells": ["FCER1A", "CST3", "CLEC10A", "CD1C", "HLA-DQA1", "LILRA4"],
+    "regulatory T cells": ["FOXP3", "IL2RA", "CTLA4", "TIGIT", "IKZF2"],
+    "hematopoietic stem and progenitor cells": ["CD34", "PROM1", "KIT", "SOX4"],
+    "cytotoxic T cells": ["CD8A", "CD8B", "GZMK", "GZMA", "GZMH", "CCL5"],
+    "memory T helper cells": ["CD4", "IL7R", "S100A4", "ANXA1", "CD3E"],
+    "T cells": ["CD3E", "CD3D", "CD3G", "CD2", "CD247"],
+    "antibody-producing lineage cells": ["CD79A", "MZB1", "JCHAIN", "IGKC", "MS4A1"],
+    "cytotoxic lymphocytes": ["GNLY", "NKG7", "PRF1", "GZMB", "GZMA", "CCL5"],
+    "myeloid cells": ["LYZ", "CST3", "TYROBP", "FCER1G", "SPI1", "S100A9"],
+}
+
+
+def scores_row(name: str, truth, pred) -> dict:
+    labels = np.unique(truth)
+    return {
+        "method": name,
+        "accuracy": accuracy_score(truth, pred),
+        "balanced_accuracy": balanced_accuracy_score(truth, pred),
+        "macro_f1": f1_score(truth, pred, average="macro", labels=labels, zero_division=0),
+        "mcc": matthews_corrcoef(truth, pred),
+    }
+
+
+def train_model(train, *, epochs: int, seed: int = 0):
+    return mmc.tl.train(train, epochs=epochs, seed=seed)
+
+
+def celltypist_predict(train, test) -> np.ndarray:
+    import celltypist
+
+    def expr(a):
+        x = a.raw.to_adata()
+        x.obs[PBMC_LABEL_KEY] = a.obs[PBMC_LABEL_KEY].to_numpy()
+        return x
+
+    model = celltypist.train(expr(train), labels=PBMC_LABEL_KEY, check_expression=False, n_jobs=2,
+                             max_iter=200, use_SGD=False)
+    result = celltypist.annotate(expr(test), model=model, majority_voting=False)
+    return result.predicted_labels["predicted_labels"].astype(str).to_numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--smooth", type=float, default=0.3, help="kNN smoothing strength of the second row")
+    parser.add_argument("--quick", action="store_true", help="skip the leave-one-type-out runs")
+    args = parser.parse_args()
+    mmc.settings.progress = False
+    start = time.perf_counter()
+    pd.set_option("display.width", 160)
+
+    adata = mmc.datasets.pbmc68k_reduced()
+    mmc.pp.prepare(adata, caption_keys={"cell_type": PBMC_LABEL_KEY})
+    tr, te = pbmc_split(adata)
+    train, test = adata[tr].copy(), adata[te].copy()
+    truth = test.obs[PBMC_LABEL_KEY].astype(str).to_numpy()
+    labels = list(adata.obs[PBMC_LABEL_KEY].cat.categories)
+    majority = float(pd.Series(truth).value_counts(normalize=True).iloc[0])
+
+    # -- 1. labels ---------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    model = train_model(train, epochs=args.epochs)
+    t_train = time.perf_counter() - t0
+    mmc.tl.embed(test, model)
+    rows = []
+    mmc.tl.annotate(test, model, labels)
+    rows.append(scores_row("mmcontext zero-shot", truth, test.obs["mmc_label"].astype(str)))
+    mmc.tl.annotate(test, model, labels, smooth=args.smooth, key_added="mmc_smooth")
+    rows.append(scores_row(f"mmcontext zero-shot, kNN smoothing {args.smooth}", truth,
+                           test.obs["mmc_smooth"].astype(str)))
+    Xtr, Xte, ytr = train.obsm["X_pca"], test.obsm["X_pca"], train.obs[PBMC_LABEL_KEY].astype(str)
+    rows.append(scores_row("kNN (k=15) on X_pca, supervised", truth,
+                           KNeighborsClassifier(15).fit(Xtr, ytr).predict(Xte)))
+    rows.append(scores_row("logistic regression on X_pca, supervised", truth,
+                           LogisticRegression(max_iter=2000).fit(Xtr, ytr).predict(Xte)))
+    try:
+        rows.append(scores_row("CellTypist trained on train cells, supervised", truth, celltypist_predict(train, test)))
+    except ImportError:
+        print("celltypist not installed (pip install celltypist): its row is left out")
+    rows.append({"method": "majority class", "accuracy": majority, "balanced_accuracy": 1 / len(labels),
+                 "macro_f1": np.nan, "mcc": 0.0})
+
+    # -- 3. shuffled-caption control -------------------------------------------------------------------
+    shuffled = train.copy()
+    rng = np.random.default_rng(0)
+    shuffled.obs["mmc_caption"] = shuffled.obs["mmc_caption"].to_numpy()[rng.permutation(shuffled.n_obs)]
+    control = train_model(shuffled, epochs=args.epochs)
+    ctrl = test.copy()
+    mmc.tl.annotate(ctrl, control, labels, use_rep="X_mmc_init")
+    rows.append(scores_row("control: shuffled captions", truth, ctrl.obs["mmc_label"].astype(str)))
+    table = pd.DataFrame(rows).set_index("method")
+    print(f"\n== Held-out labels ({test.n_obs} test cells, {len(labels)} types; mmcontext trained {t_train:.0f}s) ==")
+    print(table.round(3).to_string())
+    acc_ctrl = table.loc["control: shuffled captions", "accuracy"]
+    print(f"shuffled-caption control: accuracy {acc_ctrl:.3f} vs majority rate {majority:.3f} "
+          f"(|diff| {abs(acc_ctrl - majority):.3f}, must be <= 0.05)")
+
+    # -- 2. queries vs marker genes --------------------------------------------------------------------
+    mmc.tl.query(test, model, list(PBMC_QUERIES))
+    genes = set(test.raw.var_names)
+    qrows = []
+    for text, positives in PBMC_QUERIES.items():
+        y = np.isin(truth, positives)
+        markers = [g for g in MARKERS[text] if g in genes]
+        sc.tl.score_genes(test, markers, score_name="_markers", use_raw=True, random_state=0)
+        qrows.append({"query": text, "mmcontext": roc_auc_score(y, test.obs[query_key(text)]),
+                      "score_genes": roc_auc_score(y, test.obs["_markers"]), "markers": " ".join(markers)})
+    qtable = pd.DataFrame(qrows).set_index("query")
+    qtable.loc["mean"] = [qtable["mmcontext"].mean(), qtable["score_genes"].mean(), ""]
+    print("\n== Query AUROC on the test cells: mmcontext (tl.query) vs marker genes (sc.tl.score_genes) ==")
+    print(qtable.round(3).to_string())
+
+    # -- 4. a cell type left out of training entirely ------------------------------------------------------
+    if not args.quick:
+        from mmcontext._ontology import CellOntology
+
+        onto = CellOntology.load()
+        lrows = []
+        for label in labels:
+            term = onto.match(label)
+            synonym = min(term.synonyms, key=len) if term.synonyms else term.name
+            held = train[train.obs[PBMC_LABEL_KEY] != label].copy()
+            loo = train_model(held, epochs=args.epochs)
+            probe = test.copy()
+            mmc.tl.query(probe, loo, [term.name, synonym], key_added=["_name", "_synonym"], use_rep="X_mmc_init")
+            y = truth == label
+            lrows.append({"left out": label, "name": term.name, "AUROC name": roc_auc_score(y, probe.obs["_name"]),
+                          "synonym": synonym, "AUROC synonym": roc_auc_score(y, probe.obs["_synonym"])})
+        ltable = pd.DataFrame(lrows).set_index("left out")
+        ltable["best"] = ltable[["AUROC name", "AUROC synonym"]].max(axis=1)
+        print("\n== Each type left out of training, then queried by its CL name / a synonym (AUROC, test cells) ==")
+        print(ltable.round(3).to_string())
+        print(f"mean best {ltable['best'].mean():.3f}; types >= 0.80: {(ltable['best'] >= 0.8).sum()}/{len(ltable)}")
+
+    # -- 5. invariance ----------------------------------------------------------------------------------
+    ref = mmc.tl.annotate(test, model, labels, use_rep="X_mmc_init", copy=True).obsm["mmc_label_scores"].to_numpy()
+    old = mmc.settings.batch_size
+    mmc.settings.batch_size = 7
+    sub = test[::3].copy()
+    mmc.tl.annotate(sub, model, labels, use_rep="X_mmc_init")
+    mmc.settings.batch_size = old
+    diff = float(np.abs(sub.obsm["mmc_label_scores"].to_numpy() - ref[::3]).max())
+    print(f"\nmax |score difference|, batch size 7 on every third cell vs default batch on all: {diff:.2e}")
+    print(f"total {time.perf_counter() - start:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
