@@ -147,3 +147,14 @@ def test_neighbors_key_reads_scanpy_graph(test_cells, trained_model):
     sc.pp.neighbors(test_cells, use_rep="X_pca", n_neighbors=10, key_added="pca_nn")
     mmc.tl.annotate(test_cells, trained_model, PBMC_LABEL_KEY, smooth=0.2, neighbors_key="pca_nn")
     assert test_cells.uns["mmcontext"]["annotate"]["neighbors_key"] == "pca_nn_connectivities"
+
+
+def test_captions_name_the_lineage():
+    from mmcontext._ontology import CellOntology
+
+    onto = CellOntology.load()
+    assert [onto.lineage(x) for x in ["Dendritic", "CD14+ Monocyte", "CD19+ B", "NK", "erythrocyte", "CD34+"]] == [
+        "myeloid", "myeloid", "lymphoid", "lymphoid", "erythroid", None]
+    assert onto.lineage("louvain 3") is None
+    texts = label_texts(["Dendritic", "CD34+"])
+    assert texts[0][0].endswith("of the myeloid lineage.") and "lineage" not in texts[1][0]
