@@ -80,8 +80,10 @@ def celltypist_predict(train, test) -> np.ndarray:
         x.obs[PBMC_LABEL_KEY] = a.obs[PBMC_LABEL_KEY].to_numpy()
         return x
 
+    # CellTypist's default solver passes `multi_class=` that scikit-learn >= 1.8 removed; its SGD solver
+    # trains the same one-vs-rest logistic model
     model = celltypist.train(expr(train), labels=PBMC_LABEL_KEY, check_expression=False, n_jobs=2,
-                             max_iter=200, use_SGD=False)
+                             use_SGD=True, alpha=1e-4, max_iter=1000)
     result = celltypist.annotate(expr(test), model=model, majority_voting=False)
     return result.predicted_labels["predicted_labels"].astype(str).to_numpy()
 
