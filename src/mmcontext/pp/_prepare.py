@@ -48,6 +48,8 @@ def _pca(X, n_components: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.nd
     n_components = min(n_components, X.shape[0] - 1, X.shape[1])
     if n_components < 1:
         raise ValueError(f"PCA needs at least 2 cells and 1 gene, got shape {X.shape}.")
+    if sparse.issparse(X) and min(X.shape) - 1 < n_components:
+        X = X.toarray()  # too small for the sparse solver (it needs k < min(shape)); dense PCA handles it
     if sparse.issparse(X):
         mean = np.asarray(X.mean(axis=0)).ravel()
         # Implicit centring keeps the matrix sparse: an SVD of X with the mean removed on the fly.
@@ -245,6 +247,8 @@ def default_panel(adata: AnnData, X, *, max_genes: int = 4096, n_top: int = 2048
         return list(map(str, adata.var_names))
     if "highly_variable" in adata.var and adata.var["highly_variable"].any():
         return list(map(str, adata.var_names[adata.var["highly_variable"].to_numpy(bool)]))
+    if sparse.issparse(X) and min(X.shape) - 1 < n_components:
+        X = X.toarray()  # too small for the sparse solver (it needs k < min(shape)); dense PCA handles it
     if sparse.issparse(X):
         mean = np.asarray(X.mean(axis=0)).ravel()
         var = np.asarray(X.multiply(X).mean(axis=0)).ravel() - mean**2
