@@ -1,9 +1,20 @@
 """Tools: train, embed, query, annotate and evaluate."""
 
 from ._annotate import annotate
+from ._classify import classify, classify_evaluate, fit_classifier, train_reranker
 from ._embed import embed
 from ._evaluate import evaluate
 from ._query import query
 from ._train import train
 
-__all__ = ["annotate", "embed", "evaluate", "query", "train"]
+__all__ = [
+    "annotate",
+    "classify",
+    "classify_evaluate",
+    "embed",
+    "evaluate",
+    "fit_classifier",
+    "query",
+    "train",
+    "train_reranker",
+]

@@ -26,7 +26,7 @@ from ._embed import joint_embedding, model_provenance
 if TYPE_CHECKING:
     from anndata import AnnData
 
-    from ..models import MMContextEncoder
+    from ..models import CellTextReranker, MMContextEncoder
 
 #: Default label-text templates: the caption a cell of that type was trained with (``{caption}``).
 #: Other fields: ``{label}`` (the label as given) and ``{name}`` (its Cell Ontology name, else the label).
@@ -195,6 +195,8 @@ def annotate(
     unknown_label: str = "unknown",
     use_rep: str | None = None,
     key_added: str = _keys.LABEL,
+    rerank: CellTextReranker | None = None,
+    top_k: int = 3,
     copy: bool = False,
 ) -> AnnData | None:
     """Assign each cell the candidate label whose text embedding is most similar (zero-shot).
@@ -235,6 +237,12 @@ def annotate(
         ``obsm`` key of the initial embedding to embed cells from (default: reuse ``obsm['X_mmc']``).
     key_added
         Name of the label column; the other results are named after it.
+    rerank
+        A :class:`~mmcontext.models.CellTextReranker` (:func:`mmcontext.tl.train_reranker`): each cell's
+        ``top_k`` labels are reordered by this cross-encoder (scored against each label's first text); they
+        keep the same set of scores, so the best label is the cross-encoder's pick among the top-k.
+    top_k
+        Labels per cell that ``rerank`` rescores.
     copy
         Return a copy instead of writing into ``adata``.
 
@@ -244,6 +252,8 @@ def annotate(
 
     ``adata.obs[key_added]``
         categorical best label per cell (``unknown_label`` below ``min_score``).
+    ``adata.obs[key_added + '_rerank_score']``
+        with ``rerank``: float32 cross-encoder match probability of the best label.
     ``adata.obs[key_added + '_score']``
         float32 score of the best label.
     ``adata.obs[key_added + '_margin']``
@@ -292,6 +302,12 @@ def annotate(
             scores[:, j] = all_scores[:, cols].max(axis=1)
     if graph is not None:
         scores = smooth_scores(scores, graph, float(smooth))
+    rerank_probs = None
+    if rerank is not None:
+        from ._classify import rerank_scores
+
+        scores, rerank_probs = rerank_scores(adata, rerank, [t[0] for t in texts[: len(labels)]], scores,
+                                             top_k=top_k, axis=1, use_rep=use_rep)
     order = np.argsort(-scores, axis=1, kind="stable")
     rows = np.arange(len(scores))
     best = order[:, 0]
@@ -307,6 +323,8 @@ def annotate(
     adata.obs[f"{key_added}_score"] = top.astype(np.float32)
     adata.obs[f"{key_added}_margin"] = (top - second).astype(np.float32)
     adata.obsm[f"{key_added}_scores"] = pd.DataFrame(scores.astype(np.float32), index=adata.obs_names, columns=labels)
+    if rerank_probs is not None:
+        adata.obs[f"{key_added}_rerank_score"] = rerank_probs[rows, best].astype(np.float32)
     record(
         adata,
         "annotate",
@@ -323,8 +341,9 @@ def annotate(
             "min_score": min_score,
             "unknown_label": unknown_label,
             "key_added": key_added,
+            "rerank_top_k": top_k if rerank is not None else None,
         },
     )
     log_added((key_added, "obs"), (f"{key_added}_score", "obs"), (f"{key_added}_margin", "obs"),
-              (f"{key_added}_scores", "obsm"))
+              (f"{key_added}_scores", "obsm"), *([(f"{key_added}_rerank_score", "obs")] if rerank is not None else []))
     return adata if copy else None

@@ -520,6 +520,7 @@ def train_reranker(
     text_model: str | None = None,
     epochs: int = 8,
     n_negatives: int = 3,
+    hard_negatives: float = 0.5,
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     fragments: bool = True,
@@ -545,6 +546,9 @@ def train_reranker(
         bundled all-MiniLM-L6-v2.
     epochs, n_negatives, batch_size, learning_rate
         Training: passes over the cells, negatives per positive, pairs per step, AdamW learning rate.
+    hard_negatives
+        Fraction of negative captions drawn from cell types whose cells lie close to the cell (the
+        confusions the bi-encoder's top-k holds) instead of uniformly.
     fragments
         Also train on phrases of the captions (so that short queries score sensibly).
     max_seconds
@@ -580,6 +584,7 @@ def train_reranker(
         captions,
         epochs=epochs,
         n_negatives=n_negatives,
+        hard_negatives=hard_negatives,
         batch_size=batch_size,
         learning_rate=learning_rate,
         fragments=fragments,
@@ -595,6 +600,7 @@ def train_reranker(
             "n_train": int(ok.sum()),
             "epochs": epochs,
             "n_negatives": n_negatives,
+            "hard_negatives": hard_negatives,
             "fragments": fragments,
             "seed": seed,
             "train_seconds": reranker.train_seconds,

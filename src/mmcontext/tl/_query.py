@@ -16,7 +16,7 @@ from ._embed import joint_embedding, model_provenance
 if TYPE_CHECKING:
     from anndata import AnnData
 
-    from ..models import MMContextEncoder
+    from ..models import CellTextReranker, MMContextEncoder
 
 
 def query(
@@ -26,6 +26,8 @@ def query(
     *,
     use_rep: str | None = None,
     key_added: str | Sequence[str] | None = None,
+    rerank: CellTextReranker | None = None,
+    top_k: int = 100,
     copy: bool = False,
 ) -> AnnData | None:
     """Score every cell against free-text queries.
@@ -47,6 +49,11 @@ def query(
     key_added
         ``obs`` column name per query. Default: ``"mmc_"`` + the query lower-cased with non-alphanumeric
         runs replaced by ``_`` (``"natural killer cells"`` -> ``"mmc_natural_killer_cells"``).
+    rerank
+        A :class:`~mmcontext.models.CellTextReranker` (:func:`mmcontext.tl.train_reranker`): the ``top_k``
+        cells of each query are reordered by this cross-encoder; they keep the same set of scores.
+    top_k
+        Cells per query that ``rerank`` rescores.
     copy
         Return a copy instead of writing into ``adata``.
 
@@ -56,6 +63,8 @@ def query(
 
     ``adata.obs[<key>]``
         float32 score per cell, one column per query.
+    ``adata.obs[<key> + '_rerank']``
+        with ``rerank``: float32 cross-encoder match probability of the top-k cells, NaN for the others.
     ``adata.uns['mmcontext']['query']``
         ``queries`` and ``keys`` (parallel lists) and the model's provenance.
 
@@ -63,6 +72,7 @@ def query(
     --------
     >>> mmc.tl.query(adata, model, ["natural killer cells", "monocytes"])  # doctest: +SKIP
     >>> adata.obs["mmc_natural_killer_cells"].sort_values().tail()  # doctest: +SKIP
+
     """
     check_adata(adata)
     check_writable(adata, copy=copy)
@@ -79,12 +89,20 @@ def query(
     cells = joint_embedding(adata, model, use_rep)
     texts = model.encode_text(queries)
     scores = cells @ texts.T
+    probs = None
+    if rerank is not None:
+        from ._classify import rerank_scores
+
+        scores, probs = rerank_scores(adata, rerank, queries, scores, top_k=top_k, axis=0, use_rep=use_rep)
     adata = adata.copy() if copy else adata
     for j, key in enumerate(keys):
         adata.obs[key] = scores[:, j].astype(np.float32)
+        if probs is not None:
+            adata.obs[f"{key}_rerank"] = probs[:, j].astype(np.float32)
     previous = adata.uns.get(_keys.UNS, {}).get("query", {})
     known = dict(zip(list(previous.get("keys", [])), list(previous.get("queries", [])), strict=False))
     known.update(zip(keys, queries, strict=True))
-    record(adata, "query", {**model_provenance(model), "keys": list(known), "queries": list(known.values())})
-    log_added(*[(k, "obs") for k in keys])
+    record(adata, "query", {**model_provenance(model), "keys": list(known), "queries": list(known.values()),
+                            "rerank_top_k": top_k if rerank is not None else None})
+    log_added(*[(k, "obs") for k in keys], *[(f"{k}_rerank", "obs") for k in keys if probs is not None])
     return adata if copy else None
