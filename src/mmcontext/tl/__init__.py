@@ -1,6 +1,6 @@
 """Tools: train, embed, query, annotate and evaluate."""
 
-from ._annotate import annotate
+from ._annotate import annotate, label_query
 from ._classify import classify, classify_evaluate, fit_classifier, train_reranker
 from ._embed import embed
 from ._evaluate import evaluate
@@ -14,6 +14,7 @@ __all__ = [
     "embed",
     "evaluate",
     "fit_classifier",
+    "label_query",
     "query",
     "train",
     "train_reranker",

@@ -347,3 +347,97 @@ def annotate(
     log_added((key_added, "obs"), (f"{key_added}_score", "obs"), (f"{key_added}_margin", "obs"),
               (f"{key_added}_scores", "obsm"), *([(f"{key_added}_rerank_score", "obs")] if rerank is not None else []))
     return adata if copy else None
+
+
+def label_query(
+    adata: AnnData,
+    model: MMContextEncoder,
+    queries: str | Sequence[str],
+    labels: str | Sequence[str],
+    *,
+    temperature: float = 0.1,
+    templates: Sequence[str] | None = None,
+    ontology: bool = True,
+    use_rep: str | None = None,
+    key_added: str | Sequence[str] | None = None,
+    copy: bool = False,
+) -> AnnData | None:
+    """Score cells against free-text queries through a vocabulary of cell type labels.
+
+    :func:`mmcontext.tl.query` compares a query with the cell embedding directly. Here each cell is first
+    described by how likely each candidate label is (a softmax over its :func:`annotate` scores at
+    ``temperature``), and the query by how similar its text is to each label's text; the score is
+    ``sum over labels of p(label | cell) * cos(query, label)``. Broad and paraphrased queries ("myeloid cells",
+    "memory T helper cells") then rank cells by the cell types they resemble rather than by small
+    off-type directions of the cell embedding. A cell's score depends on that cell only.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix, prepared (and optionally embedded with :func:`mmcontext.tl.embed`).
+    model
+        A trained :class:`~mmcontext.models.MMContextEncoder`.
+    queries
+        One text or a list of texts.
+    labels
+        The label vocabulary (as for :func:`annotate`: names, CL ids, or an ``obs`` column whose categories
+        are used), e.g. the cell types the model was trained on.
+    temperature
+        Softmax temperature of ``p(label | cell)``; smaller trusts the best label more.
+    templates, ontology
+        Label texts, as in :func:`annotate`.
+    use_rep
+        ``obsm`` key of the initial embedding to embed cells from (default: reuse ``obsm['X_mmc']``).
+    key_added
+        ``obs`` column per query; default the names :func:`mmcontext.tl.query` uses (``"mmc_"`` + slug), so
+        :func:`mmcontext.pl.query` and :func:`mmcontext.tl.evaluate` read them.
+    copy
+        Return a copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or a copy of ``adata`` when ``copy=True``, with
+
+    ``adata.obs[<key>]``
+        float32 score per cell, one column per query.
+    ``adata.uns['mmcontext']['query']``
+        ``queries`` and ``keys`` (parallel lists, merged with earlier queries), ``method="labels"``, the labels
+        and temperature, and the model's provenance.
+
+    Examples
+    --------
+    >>> mmc.tl.label_query(adata, model, ["myeloid cells"], "bulk_labels")  # doctest: +SKIP
+
+    """
+    check_adata(adata)
+    check_writable(adata, copy=copy)
+    queries = check_texts(queries, what="queries")
+    if key_added is None:
+        keys = [_keys.query_key(q) for q in queries]
+    else:
+        keys = [key_added] if isinstance(key_added, str) else list(key_added)
+        if len(keys) != len(queries):
+            raise ValueError(f"key_added has {len(keys)} names for {len(queries)} queries.")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"Queries map to duplicate obs columns {keys!r}; pass distinct `key_added` names.")
+    if not float(temperature) > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}.")
+    labels, _ = _resolve_labels(adata, labels)
+    texts = label_texts(labels, templates=templates, ontology=ontology)
+    label_emb = label_embeddings(model, texts)
+    cells = joint_embedding(adata, model, use_rep)
+    logits = (cells @ label_emb.T) / float(temperature)
+    logits -= logits.max(axis=1, keepdims=True)
+    prob = np.exp(logits)
+    prob /= prob.sum(axis=1, keepdims=True)
+    scores = prob @ (model.encode_text(queries) @ label_emb.T).T
+    adata = adata.copy() if copy else adata
+    for j, key in enumerate(keys):
+        adata.obs[key] = scores[:, j].astype(np.float32)
+    previous = adata.uns.get(_keys.UNS, {}).get("query", {})
+    known = dict(zip(list(previous.get("keys", [])), list(previous.get("queries", [])), strict=False))
+    known.update(zip(keys, queries, strict=True))
+    record(adata, "query", {**model_provenance(model), "keys": list(known), "queries": list(known.values()),
+                            "method": "labels", "labels": labels, "temperature": float(temperature)})
+    log_added(*[(k, "obs") for k in keys])
+    return adata if copy else None
