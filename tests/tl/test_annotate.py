@@ -158,3 +158,37 @@ def test_captions_name_the_lineage():
     assert onto.lineage("louvain 3") is None
     texts = label_texts(["Dendritic", "CD34+"])
     assert texts[0][0].endswith("of the myeloid lineage.") and "lineage" not in texts[1][0]
+
+
+def test_label_query_scores_through_labels(test_cells, trained_model, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from mmcontext.datasets import PBMC_QUERIES
+
+    truth = test_cells.obs[PBMC_LABEL_KEY].astype(str).to_numpy()
+    labels = list(test_cells.obs[PBMC_LABEL_KEY].cat.categories)
+    mmc.tl.query(test_cells, trained_model, list(PBMC_QUERIES))
+    direct = {q: roc_auc_score(np.isin(truth, pos), test_cells.obs[mmc._keys.query_key(q)])
+              for q, pos in PBMC_QUERIES.items()}
+    mmc.tl.label_query(test_cells, trained_model, list(PBMC_QUERIES), PBMC_LABEL_KEY)
+    via = {q: roc_auc_score(np.isin(truth, pos), test_cells.obs[mmc._keys.query_key(q)])
+           for q, pos in PBMC_QUERIES.items()}
+    assert np.mean(list(via.values())) >= 0.95 and np.mean(list(via.values())) > np.mean(list(direct.values()))
+    assert via["myeloid cells"] >= 0.95 and via["T cells"] >= 0.95
+    entry = test_cells.uns["mmcontext"]["query"]
+    assert entry["method"] == "labels" and entry["temperature"] == 0.1 and list(entry["labels"]) == labels
+    # the score is sum_l p(l | cell) cos(query, l): a probability-weighted mean of label similarities
+    from mmcontext.tl._annotate import label_embeddings
+
+    L = label_embeddings(trained_model, label_texts(labels))
+    q = trained_model.encode_text(["monocytes"])[0] @ L.T
+    col = test_cells.obs["mmc_monocytes"].to_numpy()
+    assert (col >= q.min() - 1e-6).all() and (col <= q.max() + 1e-6).all()
+    sub = test_cells[:9].copy()
+    mmc.tl.label_query(sub, trained_model, "monocytes", labels, key_added="mono")
+    np.testing.assert_allclose(sub.obs["mono"], col[:9], atol=1e-5)
+    test_cells.write_h5ad(tmp_path / "q.h5ad")
+    with pytest.raises(ValueError, match="temperature"):
+        mmc.tl.label_query(test_cells, trained_model, "monocytes", labels, temperature=0)
+    with pytest.raises(ValueError, match="duplicate"):
+        mmc.tl.label_query(test_cells, trained_model, ["B cells", "b cells"], labels)
