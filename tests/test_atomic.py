@@ -139,3 +139,42 @@ def test_load_damaged_folder_names_the_file(tmp_path, small_model, damage):
     with pytest.raises(err, match=match) as info:
         mmc.models.load(target)
     assert "Save the model again" in str(info.value)
+
+
+def test_atomic_save_dir_keeps_unrelated_files(tmp_path):
+    from mmcontext._io import atomic_save_dir
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "other.txt").write_text("keep me")
+    (shared / "a.json").write_text("old")
+    with atomic_save_dir(shared) as tmp:
+        (tmp / "a.json").write_text("new")
+    assert (shared / "other.txt").read_text() == "keep me" and (shared / "a.json").read_text() == "new"
+    own = tmp_path / "own"
+    with atomic_save_dir(own) as tmp:
+        (tmp / "a.json").write_text("v1")
+    with pytest.raises(RuntimeError), atomic_save_dir(own) as tmp:
+        (tmp / "a.json").write_text("v2")
+        raise RuntimeError("killed")
+    assert (own / "a.json").read_text() == "v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["own", "shared"]
+
+
+def test_classifier_head_save_is_atomic(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    from mmcontext.models._classifier import ClassifierHead
+
+    head = ClassifierHead(4, classes=["a", "b"], hidden_dim=8)
+    path = head.save(tmp_path / "head")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        ClassifierHead(4, classes=["a", "b", "c"], hidden_dim=8).save(path)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert ClassifierHead.load(path).classes == ["a", "b"]

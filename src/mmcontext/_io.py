@@ -89,3 +89,30 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_save_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Like :func:`atomic_dir`, but never removes files at ``path`` that this save does not write.
+
+    When ``path`` holds only files this save rewrites (or does not exist), the whole folder is swapped
+    atomically; otherwise (a folder shared with other files) each written file replaces its old
+    version with ``os.replace``, and the other files are kept.
+    """
+    target = Path(path).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+        written = {p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file()}
+        existing = {p.relative_to(target) for p in target.rglob("*") if p.is_file()} if target.is_dir() else set()
+        if existing <= written:
+            replace_dir(tmp, target)
+        else:
+            for rel in sorted(written):
+                (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp / rel, target / rel)
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -212,11 +212,13 @@ class ClassifierHead(nn.Module):
         """Write ``classifier_config.json`` and ``classifier.safetensors`` into the folder ``path``."""
         from safetensors.torch import save_file
 
+        from .._io import atomic_save_dir
+
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         config = {**self.get_config_dict(), "history": self.history}
-        (path / CONFIG_NAME).write_text(json.dumps(config, indent=1))
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(path / WEIGHTS_NAME))
+        with atomic_save_dir(path) as tmp:  # a kill mid-save leaves the previous version
+            (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=1))
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp / WEIGHTS_NAME))
         return path
 
     @classmethod
