@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._reranker import _threads
+
 logger = logging.getLogger("mmcontext")
 
 TASKS = ("classification", "multilabel", "regression")
@@ -114,12 +116,15 @@ class ClassifierHead(nn.Module):
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
         class_weight: str | None = None,
+        num_threads: int | None = 1,
         seed: int = 0,
     ) -> ClassifierHead:
         """Train on features ``X`` (cells x :attr:`input_dim`) and targets ``y``.
 
         ``y`` holds class indices (classification), a 0/1 matrix cells x classes (multilabel) or
         floats (regression). ``class_weight="balanced"`` weighs classes inversely to their frequency.
+        ``num_threads`` torch threads are used while training (restored afterwards; ``None`` leaves
+        torch's setting): the head is small, and on a busy CPU more threads mostly wait for each other.
         Returns ``self``; per-epoch training loss is appended to :attr:`history`.
         """
         X = np.asarray(X, dtype=np.float32)
@@ -164,6 +169,12 @@ class ClassifierHead(nn.Module):
             loss_fn = nn.MSELoss()
         opt = torch.optim.AdamW(self.net.parameters(), lr=learning_rate, weight_decay=weight_decay)
         self.train()
+        with _threads(num_threads):
+            self._train_epochs(xt, yt, loss_fn, opt, epochs, batch_size, gen)
+        self.eval()
+        return self
+
+    def _train_epochs(self, xt, yt, loss_fn, opt, epochs: int, batch_size: int, gen: torch.Generator) -> None:
         n = len(xt)
         for epoch in range(epochs):
             perm = torch.randperm(n, generator=gen)
@@ -176,8 +187,6 @@ class ClassifierHead(nn.Module):
                 opt.step()
                 total += float(loss.detach()) * len(idx)
             self.history.append({"epoch": epoch + 1, "loss": total / n})
-        self.eval()
-        return self
 
     # -- prediction ----------------------------------------------------------------------------
     @torch.inference_mode()
