@@ -16,7 +16,7 @@ from .. import _keys
 from .._logging import logger
 from .._provenance import record
 from .._settings import settings
-from .._validation import MMContextKeyError, check_adata, get_obs_column, get_obsm
+from .._validation import MMContextKeyError, check_adata, check_writable, get_obs_column, get_obsm
 from ..pp._prepare import init_key
 
 if TYPE_CHECKING:
@@ -140,6 +140,7 @@ def train(
     >>> model = mmc.tl.train(adata, epochs=5)  # doctest: +SKIP
     """
     check_adata(adata, min_obs=2)
+    check_writable(adata, copy=False, offer_copy=False)  # train records into adata.uns
     key = init_key(adata, use_rep)
     X = get_obsm(adata, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
     caption_key, ok = _captions(adata, caption_key)
