@@ -147,6 +147,7 @@ def cases() -> list[Case]:
              lambda a, m, t: T.train(a, model=mmc.models.MMContextEncoder.build(5, hidden_dim=8, n_layers=1))),
         Case("tl.train", "resume=True without output_dir", same, lambda a, m, t: T.train(a, resume=True)),
         Case("tl.train", "NaN in the initial embedding", _nan_init, lambda a, m, t: T.train(a)),
+        Case("tl.train", "a view (adata[mask])", lambda a: a[:12], lambda a, m, t: T.train(a)),
         # -- tl.embed ------------------------------------------------------------------------------
         Case("tl.embed", "not prepared (no initial embedding)", lambda a: _set(a, lambda x: (x.obsm.clear(),
              x.uns.clear())), lambda a, m, t: T.embed(a, m)),

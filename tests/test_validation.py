@@ -87,7 +87,7 @@ def test_digest_sees_every_part(tiny):
         lambda a: a.uns.__setitem__("mmcontext", {"x": 1}),
         lambda a: a.layers.__setitem__("l", a.X.copy()),
         lambda a: a.X.__setitem__((0, 0), a.X[0, 0] + 1e-6),
-        lambda a: a.obs.__setitem__("cell_type", a.obs["cell_type"].cat.rename_categories(lambda c: c + "!")),
+        lambda a: setattr(a, "obs", a.obs.assign(cell_type=a.obs["cell_type"].cat.rename_categories(str.upper))),
     ):
         other = tiny.copy()
         change(other)

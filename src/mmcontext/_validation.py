@@ -56,17 +56,18 @@ def check_adata(adata: Any, *, min_obs: int = 1) -> None:
         )
 
 
-def check_writable(adata: AnnData, *, copy: bool) -> None:
+def check_writable(adata: AnnData, *, copy: bool, offer_copy: bool = True) -> None:
     """Refuse to write into a view (it would silently copy) or a read-only backed AnnData."""
     if copy:
         return
+    alt = " or `copy=True`" if offer_copy else ""
     if adata.is_view:
         raise ValueError(
             "The AnnData is a view (e.g. `adata[mask]`); results cannot be written into it. "
-            "Pass `adata[mask].copy()` or `copy=True`."
+            f"Pass `adata[mask].copy()`{alt}."
         )
     if adata.isbacked and getattr(adata.file, "_filemode", "r") == "r":
-        raise ValueError("The AnnData is backed read-only; open it with `backed='r+'` or pass `copy=True`.")
+        raise ValueError(f"The AnnData is backed read-only; open it with `backed='r+'`{alt}.")
 
 
 def check_finite(X: np.ndarray, *, what: str) -> None:
