@@ -34,8 +34,13 @@ def _weights(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def test_resume_after_kill_matches_uninterrupted(tmp_path):
-    full = mmc.tl.train(_data(), output_dir=tmp_path / "full", **OPTS)
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return mmc.tl.train(_data(), output_dir=tmp_path_factory.mktemp("full") / "model", **OPTS)
+
+
+def test_resume_after_kill_matches_uninterrupted(tmp_path, uninterrupted):
+    full = uninterrupted
     expected = _weights(full)
 
     out = tmp_path / "resumed"
@@ -81,12 +86,12 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     np.testing.assert_allclose(mmc.models.load(out).encode_cells(X), full.encode_cells(X), rtol=0, atol=1e-5)
 
 
-def test_resume_without_checkpoint_trains_from_start(tmp_path, caplog):
-    a = mmc.tl.train(_data(), output_dir=tmp_path / "m", resume=True, **{**OPTS, "epochs": 1})
+def test_resume_without_checkpoint_trains_from_start(tmp_path, caplog, uninterrupted):
+    a = mmc.tl.train(_data(), output_dir=tmp_path / "m", resume=True, **OPTS)
     assert "no complete checkpoint" in caplog.text
-    b = mmc.tl.train(_data(), **{**OPTS, "epochs": 1})
+    expected = _weights(uninterrupted)
     for name, tensor in _weights(a).items():
-        assert torch.equal(tensor, _weights(b)[name]), name
+        assert torch.equal(tensor, expected[name]), name
 
 
 def test_incomplete_checkpoint_is_skipped(tmp_path):
