@@ -62,6 +62,27 @@ def _head(adata: ad.AnnData, model, is_train: np.ndarray, use_rep: str | None) -
     return get("accuracy"), get("macro_f1"), dt
 
 
+def _cost(test: ad.AnnData, model, rr, *, n_cells: int) -> list[tuple]:
+    """Marginal cost on ``n_cells`` cells (the test cells repeated), s per 1,000 cells; the last seed's models."""
+    reps = int(np.ceil(n_cells / test.n_obs))
+    big = ad.concat([test] * reps, index_unique="-", uns_merge="first")[:n_cells].copy()
+    mmc.tl.embed(big, model)  # shared by both setups; not timed
+    out = []
+    for name, kw in (("bi-encoder", {}), ("rerank top3", {"rerank": rr, "top_k": 3})):
+        t = time.perf_counter()
+        mmc.tl.annotate(big, model, LABEL, **kw)
+        out.append(("last", "cost", f"annotate {name}", "s_per_1k_cells", (time.perf_counter() - t) / n_cells * 1000))
+    for name, kw in (("bi-encoder", {}), ("rerank top1000", {"rerank": rr, "top_k": 1000})):
+        t = time.perf_counter()
+        mmc.tl.query(big, model, "natural killer cells", **kw)
+        out.append(("last", "cost", f"query {name}", "s_per_query", time.perf_counter() - t))
+    X = big.obsm[rr.input_space["obsm_key"]]
+    t = time.perf_counter()
+    rr.score_pairs(X, ["natural killer cells"], np.arange(n_cells), np.zeros(n_cells, dtype=int))
+    out.append(("last", "cost", "reranker pairs", "s_per_1k_pairs", (time.perf_counter() - t) / n_cells * 1000))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -69,6 +90,7 @@ def main() -> None:
     parser.add_argument("--rerank-epochs", type=int, default=6)
     parser.add_argument("--query-top-k", type=int, nargs="+", default=[20, 50, 140])
     parser.add_argument("--annotate-top-k", type=int, nargs="+", default=[2, 3, 5])
+    parser.add_argument("--cost-cells", type=int, default=5000, help="cells (test cells repeated) for the timing")
     args = parser.parse_args()
     mmc.settings.progress = False
 
@@ -120,6 +142,7 @@ def main() -> None:
                 (seed, "supervised", name, "macro_f1", f1),
                 (seed, "supervised", name, "seconds", secs),
             ]
+    rows += _cost(test, model, rr, n_cells=args.cost_cells)
     table = pd.DataFrame(rows, columns=["seed", "task", "setup", "metric", "value"])
     summary = table.groupby(["task", "setup", "metric"], sort=False).value.agg(["mean", "std", "count"])
     with pd.option_context("display.width", 160, "display.max_rows", 200):
