@@ -52,7 +52,7 @@ def quickstart(out: Path, *, epochs: int = 10, seed: int = 0) -> dict[str, float
     mmc.tl.annotate(test, model, labels)
     mmc.tl.query(test, model, list(PBMC_QUERIES))
     res = mmc.tl.evaluate(test, label_key=PBMC_LABEL_KEY, queries=PBMC_QUERIES)
-    metrics = {f"{m}:{s}" if m == "auroc" else m: float(v) for m, s, v in res.itertuples(index=False)}
+    metrics = {f"{m}:{s}" if m in ("auroc", "label_auroc") else m: float(v) for m, s, v in res.itertuples(index=False)}
     res.to_csv(out / "heldout_metrics.csv", index=False)
 
     mmc.tl.embed(adata, model)

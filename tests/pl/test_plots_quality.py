@@ -72,17 +72,17 @@ def test_pl_evaluate(annotated):
     ax = mmc.pl.evaluate(res, show=False)
     names = [t.get_text() for t in ax.get_yticklabels()]
     assert names[:4] == ["accuracy", "balanced_accuracy", "macro_f1", "mcc"]
-    assert "auroc (query mean)" in names and "auroc (label mean)" in names and "accuracy (type)" in names
+    assert "query auroc (mean)" in names and "label auroc (mean)" in names and "type_accuracy" in names
     widths = [p.get_width() for p in ax.patches]
-    acc = res.query("metric == 'accuracy' and level == 'cell'")["value"].item()
+    acc = res.query("metric == 'accuracy'")["value"].item()
     assert widths[0] == pytest.approx(acc)
     ax = mmc.pl.evaluate(res, metrics=["auroc"], subjects=list(PBMC_QUERIES)[:3], show=False)
-    assert [t.get_text() for t in ax.get_yticklabels()] == [f"auroc ({q})" for q in list(PBMC_QUERIES)[:3]]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"query auroc ({q})" for q in list(PBMC_QUERIES)[:3]]
     fig = mmc.pl.evaluate({"mmcontext": res, "baseline": res.assign(value=res["value"] / 2)},
-                          metrics=["accuracy", "macro_f1"], show=False, return_fig=True)
+                          metrics=["accuracy", "macro_f1", "type_accuracy"], show=False, return_fig=True)
     ax = fig.axes[0]
-    # accuracy (cell), accuracy (type) and macro_f1, one bar per method each
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["accuracy", "macro_f1", "accuracy (type)"]
+    # one bar per method and metric
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["accuracy", "macro_f1", "type_accuracy"]
     assert len(ax.patches) == 6 and [t.get_text() for t in ax.get_legend().get_texts()] == ["mmcontext", "baseline"]
     with pytest.raises(KeyError, match="f2"):
         mmc.pl.evaluate(res, metrics=["f2"], show=False)

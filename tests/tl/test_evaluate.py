@@ -27,7 +27,7 @@ def test_ranking_metrics_by_hand():
 def test_evaluate_perfect_and_chance_predictions(tiny):
     tiny.obs["pred"] = tiny.obs["cell_type"]
     res = mmc.tl.evaluate(tiny, label_key="cell_type", pred_key="pred")
-    assert list(res.columns) == ["metric", "level", "subject", "value"]
+    assert list(res.columns) == ["metric", "subject", "value"]
     vals = res.set_index("metric")["value"]
     assert vals["accuracy"] == 1.0 and vals["macro_f1"] == 1.0 and vals["mcc"] == pytest.approx(1.0)
     tiny.obs["pred"] = pd.Categorical(["B cell"] * tiny.n_obs)
@@ -42,23 +42,24 @@ def test_evaluate_on_pbmc(pbmc_split, trained_model):
     mmc.tl.annotate(test, trained_model, PBMC_LABEL_KEY)
     mmc.tl.query(test, trained_model, list(PBMC_QUERIES))
     res = mmc.tl.evaluate(test, label_key=PBMC_LABEL_KEY, queries=PBMC_QUERIES, model=trained_model)
-    get = {(m, lvl, s): v for m, lvl, s, v in res.itertuples(index=False)}
-    assert get[("accuracy", "cell", "mmc_label")] >= 0.75
-    assert get[("macro_f1", "cell", "mmc_label")] >= 0.55
-    assert len(res.query("metric == 'auroc' and level == 'label'")) == 11  # 10 labels + mean
-    assert get[("auroc", "label", "mean")] >= 0.9
-    assert get[("auroc", "query", "mean")] >= 0.85
-    assert get[("auroc", "query", "B lymphocytes")] >= 0.95
-    assert get[("accuracy", "type", "mmc_label_scores")] >= 0.8
+    get = {(m, s): v for m, s, v in res.itertuples(index=False)}
+    assert len(get) == len(res)  # (metric, subject) identifies a row
+    assert res.query("metric == 'accuracy'")["value"].item() == get[("accuracy", "mmc_label")] >= 0.75
+    assert get[("macro_f1", "mmc_label")] >= 0.55
+    assert len(res.query("metric == 'label_auroc'")) == 11  # 10 labels + mean
+    assert get[("label_auroc", "mean")] >= 0.9
+    assert get[("auroc", "mean")] >= 0.85
+    assert get[("auroc", "B lymphocytes")] >= 0.95
+    assert get[("type_accuracy", "mmc_label_scores")] >= 0.8
     for direction in ("cell_to_text", "text_to_cell"):
         for name in ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10"):
-            assert 0.0 <= get[(f"{direction}_{name}", "cell", "all")] <= 1.0
-        assert get[(f"{direction}_mrr", "cell", "all")] >= 0.8
+            assert 0.0 <= get[(f"{direction}_{name}", "mmc_caption")] <= 1.0
+        assert get[(f"{direction}_mrr", "mmc_caption")] >= 0.8
     # ten distinct captions: every cell's caption is within the top 10
-    assert get[("cell_to_text_recall@10", "cell", "all")] == 1.0
-    assert get[("knn_purity", "cell", "X_mmc")] >= 0.6
-    assert 0.3 <= get[("ari", "cell", "X_mmc")] <= 1.0 and 0.3 <= get[("nmi", "cell", "X_mmc")] <= 1.0
-    assert 0.0 < get[("silhouette", "cell", "X_mmc")] <= 1.0
+    assert get[("cell_to_text_recall@10", "mmc_caption")] == 1.0
+    assert get[("knn_purity", "X_mmc")] >= 0.6
+    assert 0.3 <= get[("ari", "X_mmc")] <= 1.0 and 0.3 <= get[("nmi", "X_mmc")] <= 1.0
+    assert 0.0 < get[("silhouette", "X_mmc")] <= 1.0
     # same numbers without the stored embedding (the model embeds the cells)
     del test.obsm["X_mmc"]
     again = mmc.tl.evaluate(test, label_key=PBMC_LABEL_KEY, queries=PBMC_QUERIES, model=trained_model)
@@ -70,9 +71,9 @@ def test_shuffled_labels_fall_to_chance(pbmc_split, trained_model):
     mmc.tl.annotate(test, trained_model, PBMC_LABEL_KEY)
     rng = np.random.default_rng(0)
     test.obs["shuffled"] = test.obs[PBMC_LABEL_KEY].to_numpy()[rng.permutation(test.n_obs)]
-    res = mmc.tl.evaluate(test, label_key="shuffled").set_index(["metric", "level", "subject"])["value"]
-    assert abs(res[("mcc", "cell", "mmc_label")]) < 0.15
-    assert 0.35 <= res[("auroc", "label", "mean")] <= 0.65
+    res = mmc.tl.evaluate(test, label_key="shuffled").set_index(["metric", "subject"])["value"]
+    assert abs(res[("mcc", "mmc_label")]) < 0.15
+    assert 0.35 <= res[("label_auroc", "mean")] <= 0.65
 
 
 def test_evaluate_errors(tiny):

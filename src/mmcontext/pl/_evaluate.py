@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 #: Metrics drawn by default (those present in the results).
-DEFAULT_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "mcc", "auroc", "cell_to_text_recall@1",
+DEFAULT_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "mcc", "label_auroc", "type_accuracy", "auroc",
+                   "cell_to_text_recall@1",
                    "text_to_cell_recall@1", "cell_to_text_mrr", "text_to_cell_mrr", "knn_purity", "ari", "nmi")
 
 
@@ -29,15 +30,18 @@ def _tidy(results: pd.DataFrame | Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     results = results.copy()
     if "method" not in results:
         results["method"] = ""
-    if "level" not in results:
-        results["level"] = "cell"
     return results
 
 
-def _row_name(metric: str, level: str, subject: str) -> str:
-    if level in ("label", "query"):
-        return f"{metric} ({level} mean)" if subject == "mean" else f"{metric} ({subject})"
-    return f"{metric} ({level})" if level == "type" else metric
+#: Metrics with one row per label or query (and their ``"mean"``).
+_PER_SUBJECT = ("auroc", "label_auroc")
+
+
+def _row_name(metric: str, subject: str) -> str:
+    if metric in _PER_SUBJECT:
+        name = "query auroc" if metric == "auroc" else "label auroc"
+        return f"{name} (mean)" if subject == "mean" else f"{name} ({subject})"
+    return metric
 
 
 def evaluate(
@@ -59,8 +63,8 @@ def evaluate(
     metrics
         Metrics to draw (default: those of :data:`DEFAULT_METRICS` present).
     subjects
-        Rows to draw per metric, by ``subject`` (e.g. query texts). Default: summaries only (the per-label and
-        per-query AUROC are drawn as their ``"mean"``).
+        Rows to draw per metric, by ``subject`` (e.g. query texts). Default: summaries only (``label_auroc``
+        and the query ``auroc`` are drawn as their ``"mean"``).
     ax, show, return_fig
         As in :func:`mmcontext.pl.query`.
 
@@ -85,11 +89,10 @@ def evaluate(
     if subjects is not None:
         df = df[df["subject"].isin(subjects)]
     else:
-        df = df[~df["level"].isin(["label", "query"]) | (df["subject"] == "mean")]
+        df = df[~df["metric"].isin(_PER_SUBJECT) | (df["subject"] == "mean")]
     if df.empty:
         raise ValueError("Nothing to draw: no rows match `metrics` and `subjects`.")
-    df = df.assign(row=[_row_name(m, lvl, sub) for m, lvl, sub in zip(df["metric"], df["level"], df["subject"],
-                                                                         strict=True)])
+    df = df.assign(row=[_row_name(m, sub) for m, sub in zip(df["metric"], df["subject"], strict=True)])
     rows = list(dict.fromkeys(df["row"]))
     methods = list(dict.fromkeys(df["method"]))
     height = 0.8 / len(methods)

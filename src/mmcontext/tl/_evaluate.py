@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from ..models import MMContextEncoder
 
-COLUMNS = ["metric", "level", "subject", "value"]
+COLUMNS = ["metric", "subject", "value"]
 _KS = (1, 5, 10)
 
 
@@ -74,9 +74,9 @@ def _label_scores(adata: AnnData, truth: np.ndarray, scores_key: str) -> list[tu
         if y.any() and not y.all():
             auc = float(roc_auc_score(y, S[:, j]))
             aucs.append(auc)
-            rows.append(("auroc", "label", label, auc))
+            rows.append(("label_auroc", label, auc))
     if aucs:
-        rows.append(("auroc", "label", "mean", float(np.mean(aucs))))
+        rows.append(("label_auroc", "mean", float(np.mean(aucs))))
     # cell-type level: a type's score for each label is that of its mean embedding (scores are linear in the
     # cell embedding; normalising the mean changes no ranking)
     types = [t for t in cols if (truth == t).any()]
@@ -84,19 +84,19 @@ def _label_scores(adata: AnnData, truth: np.ndarray, scores_key: str) -> list[tu
         means = np.stack([S[truth == t].mean(axis=0) for t in types])
         relevant = np.array([[c == t for c in cols] for t in types])
         pred = np.array(cols)[means.argmax(axis=1)]
-        rows.append(("accuracy", "type", scores_key, float(np.mean(pred == np.array(types)))))
-        rows.append(("mrr", "type", scores_key, ranking_metrics(means, relevant)["mrr"]))
+        rows.append(("type_accuracy", scores_key, float(np.mean(pred == np.array(types)))))
+        rows.append(("type_mrr", scores_key, ranking_metrics(means, relevant)["mrr"]))
     return rows
 
 
-def _retrieval(cells: np.ndarray, text_emb: np.ndarray, inverse: np.ndarray) -> list[tuple]:
+def _retrieval(cells: np.ndarray, text_emb: np.ndarray, inverse: np.ndarray, subject: str) -> list[tuple]:
     rows: list[tuple] = []
     sim = cells @ text_emb.T  # cells x distinct captions
     relevant = inverse[:, None] == np.arange(text_emb.shape[0])[None, :]
     for name, value in ranking_metrics(sim, relevant).items():
-        rows.append((f"cell_to_text_{name}", "cell", "all", value))
+        rows.append((f"cell_to_text_{name}", subject, value))
     for name, value in ranking_metrics(sim.T, relevant.T).items():
-        rows.append((f"text_to_cell_{name}", "cell", "all", value))
+        rows.append((f"text_to_cell_{name}", subject, value))
     return rows
 
 
@@ -111,13 +111,13 @@ def _embedding_metrics(X: np.ndarray, truth: np.ndarray, key: str, n_neighbors: 
     if k >= 1:
         nn = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(X)
         idx = nn.kneighbors(X, return_distance=False)[:, 1:]
-        rows.append(("knn_purity", "cell", key, float(np.mean(truth[idx] == truth[:, None]))))
+        rows.append(("knn_purity", key, float(np.mean(truth[idx] == truth[:, None]))))
     if 2 <= n_types < X.shape[0]:
         Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
         clusters = KMeans(n_clusters=n_types, n_init=10, random_state=seed).fit_predict(Xn)
-        rows.append(("ari", "cell", key, float(adjusted_rand_score(truth, clusters))))
-        rows.append(("nmi", "cell", key, float(normalized_mutual_info_score(truth, clusters))))
-        rows.append(("silhouette", "cell", key, float(silhouette_score(X, truth, metric="cosine"))))
+        rows.append(("ari", key, float(adjusted_rand_score(truth, clusters))))
+        rows.append(("nmi", key, float(normalized_mutual_info_score(truth, clusters))))
+        rows.append(("silhouette", key, float(silhouette_score(X, truth, metric="cosine"))))
     return rows
 
 
@@ -166,14 +166,16 @@ def evaluate(
 
     Returns
     -------
-    Tidy DataFrame with columns ``metric``, ``level`` (``"cell"`` or ``"type"``), ``subject`` and ``value``:
+    Tidy DataFrame with columns ``metric``, ``subject`` and ``value``:
 
     - ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``mcc`` of ``pred_key`` (subject ``pred_key``);
-    - ``auroc`` per label (level ``"label"``, subject the label, and ``"mean"``) from the score matrix;
-    - ``accuracy`` and ``mrr`` at level ``"type"``: each true type's mean embedding against the label texts;
-    - ``auroc`` per query (level ``"query"``) and their ``"mean"``;
-    - ``cell_to_text_*`` and ``text_to_cell_*``: ``recall@1``, ``recall@5``, ``recall@10``, ``mrr``,
-      ``ndcg@10``; identical captions are one candidate, and every cell with a caption is relevant to it;
+    - ``label_auroc`` per label (subject the label) and their ``"mean"``, from the score matrix;
+    - ``type_accuracy`` and ``type_mrr`` (subject ``pred_key + '_scores'``): each true type's mean embedding
+      ranked against the label texts;
+    - ``auroc`` per query (subject the query text) and their ``"mean"``;
+    - ``cell_to_text_*`` and ``text_to_cell_*`` (subject ``caption_key``): ``recall@1``, ``recall@5``,
+      ``recall@10``, ``mrr``, ``ndcg@10``; identical captions are one candidate, and every cell with a caption
+      is relevant to it;
     - ``knn_purity``, ``ari``, ``nmi``, ``silhouette`` of the joint embedding (subject ``embedding_key``).
 
     Examples
@@ -193,7 +195,7 @@ def evaluate(
     rows: list[tuple] = []
     if pred_key in adata.obs:
         pred = adata.obs[pred_key].astype(str).to_numpy()
-        rows += [(m, "cell", pred_key, float(v)) for m, v in _classification(truth_all[known], pred[known])]
+        rows += [(m, pred_key, float(v)) for m, v in _classification(truth_all[known], pred[known])]
     scores_key = f"{pred_key}_scores"
     if scores_key in adata.obsm:
         sub = adata[known]
@@ -211,9 +213,9 @@ def evaluate(
             raise ValueError(f"Query {text!r}: its labels {list(positives)!r} cover all or none of the cells.")
         auc = float(roc_auc_score(y, scores))
         aucs.append(auc)
-        rows.append(("auroc", "query", text, auc))
+        rows.append(("auroc", text, auc))
     if aucs:
-        rows.append(("auroc", "query", "mean", float(np.mean(aucs))))
+        rows.append(("auroc", "mean", float(np.mean(aucs))))
     cells = None
     if embedding_key in adata.obsm:
         cells = get_obsm(adata, embedding_key)
@@ -229,7 +231,7 @@ def evaluate(
         if has.any():
             distinct, inverse = np.unique(caps[has].astype(str), return_inverse=True)
             text_emb = model.encode_text(list(distinct))
-            rows += _retrieval(cells[has], text_emb, inverse)
+            rows += _retrieval(cells[has], text_emb, inverse, caption_key)
     if cells is not None:
         rows += _embedding_metrics(cells[known], truth_all[known], embedding_key, n_neighbors, seed)
     return pd.DataFrame(rows, columns=COLUMNS)
