@@ -40,16 +40,24 @@ class CachedTextPrefix(nn.Module):
         for i, key in enumerate(keys):
             first.setdefault(key, i)
         rows = [i for key, i in first.items() if key not in self.cache]
-        if rows:
-            sub = {k: (v[rows] if isinstance(v, torch.Tensor) and v.shape[:1] == ids.shape[:1] else v)
-                   for k, v in features.items()}
+        # Each new caption is encoded on its own, unpadded: its cached embedding is then the same bits
+        # whichever batch first held it, so a resumed run matches an uninterrupted one exactly.
+        for i in rows:
+            sub = {k: _row(v, i, lengths[i], ids.shape) for k, v in features.items()}
             with torch.no_grad():
                 for module in self.inner:
                     sub = module(sub)
-            for j, i in enumerate(rows):
-                self.cache[keys[i]] = sub["sentence_embedding"][j].detach()
+            self.cache[keys[i]] = sub["sentence_embedding"][0].detach()
         features["sentence_embedding"] = torch.stack([self.cache[k] for k in keys])
         return features
+
+
+def _row(value, i: int, length: int, shape: torch.Size):
+    """Row ``i`` of a batch feature, cut to the caption's own length along the token axis."""
+    if not isinstance(value, torch.Tensor) or value.shape[:1] != shape[:1]:
+        return value
+    row = value[i : i + 1]
+    return row[:, :length] if value.ndim >= 2 and value.shape[1] == shape[1] else row
 
 
 @contextlib.contextmanager
