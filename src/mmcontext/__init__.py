@@ -27,4 +27,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'mmcontext' has no attribute {name!r}")
 
 
-__all__ = ["datasets", "models", "pl", "pp", "settings", "tl", "__version__"]
+__all__ = ["__version__", "datasets", "models", "pl", "pp", "settings", "tl"]

@@ -17,6 +17,7 @@ class Settings:
         Torch device for models (``"auto"`` picks CUDA, then MPS, then CPU).
     batch_size
         Default number of cells or texts encoded per batch.
+
     """
 
     progress: bool = True

@@ -38,7 +38,7 @@ class ArrayStore:
         self.X = X
         self.dim = X.shape[1]
 
-    def rows(self, ids: Sequence[str]) -> np.ndarray:  # noqa: D102
+    def rows(self, ids: Sequence[str]) -> np.ndarray:
         pos = self.index.get_indexer(ids)
         if (pos < 0).any():
             missing = [ids[i] for i in np.flatnonzero(pos < 0)[:3]]

@@ -98,6 +98,7 @@ def embed(
     --------
     >>> mmc.tl.embed(adata, model)  # doctest: +SKIP
     >>> sc.pp.neighbors(adata, use_rep="X_mmc")  # doctest: +SKIP
+
     """
     check_adata(adata)
     check_writable(adata, copy=copy)

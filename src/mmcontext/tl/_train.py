@@ -46,8 +46,9 @@ def _captions(adata: AnnData, caption_key: str | None) -> tuple[str, np.ndarray]
 
 
 def train(
-    adata: AnnData,
+    adata: AnnData | None = None,
     *,
+    dataset: Any = None,
     caption_key: str | None = None,
     use_rep: str | None = None,
     model: MMContextEncoder | None = None,
@@ -81,7 +82,12 @@ def train(
     ----------
     adata
         Annotated data matrix with an initial embedding and captions (see :func:`mmcontext.pp.prepare`).
-        Train on a subset by passing ``adata[mask].copy()``.
+        Train on a subset by passing ``adata[mask].copy()``. Not needed with ``dataset=``.
+    dataset
+        A ``DatasetDict`` (or its train ``Dataset``) from :func:`mmcontext.pp.build_dataset`: cells by
+        reference into embedding stores (opened here and remembered in the model), its validation
+        split for evaluation; multiplets re-draw their negatives each epoch. Pairs need
+        ``loss="contrastive"``. ``caption_key``, ``use_rep`` and ``validation_split`` are then unused.
     caption_key
         ``obs`` column of captions; default: the one :func:`~mmcontext.pp.prepare` wrote.
         Cells with a missing caption are left out.
@@ -139,15 +145,23 @@ def train(
     --------
     >>> model = mmc.tl.train(adata, epochs=5)  # doctest: +SKIP
     """
-    check_adata(adata, min_obs=2)
-    check_writable(adata, copy=False, offer_copy=False)  # train records into adata.uns
-    key = init_key(adata, use_rep)
-    X = get_obsm(adata, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
-    caption_key, ok = _captions(adata, caption_key)
-    if model is not None and model.input_dim != X.shape[1]:
-        raise ValueError(
-            f"adata.obsm[{key!r}] has {X.shape[1]} features but the model's omics tower expects {model.input_dim}."
-        )
+    ds_in = None
+    if dataset is not None:  # a DatasetDict from mmc.pp.build_dataset: cells by reference into its stores
+        from ..pp._dataset import training_inputs
+
+        ds_in = training_inputs(dataset, model, loss=loss)
+        key, caption_key, X = None, "caption", ds_in["X_scaler"]
+        ok = np.ones(len(X), dtype=bool)
+    else:
+        check_adata(adata, min_obs=2)
+        check_writable(adata, copy=False, offer_copy=False)  # train records into adata.uns
+        key = init_key(adata, use_rep)
+        X = get_obsm(adata, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
+        caption_key, ok = _captions(adata, caption_key)
+        if model is not None and model.input_dim != X.shape[1]:
+            raise ValueError(
+                f"adata.obsm[{key!r}] has {X.shape[1]} features but the model's omics tower expects {model.input_dim}."
+            )
     if not 0 <= validation_split < 1:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}.")
     from ..models._losses import check_loss
@@ -166,9 +180,11 @@ def train(
 
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
     from ..models import ArrayStore, MMContextEncoder
     from ..models._losses import loss_columns, make_loss
+    from ._text_cache import cached_frozen_text
     from ._trainer import MMContextTrainer
 
     rng = np.random.default_rng(seed)
@@ -176,29 +192,35 @@ def train(
     rng.shuffle(cells)
     n_val = int(round(validation_split * len(cells))) if len(cells) >= 20 else 0
     val_cells, train_cells = cells[:n_val], cells[n_val:]
+    if ds_in is not None:  # X holds a sample of the training cells, for the input scaler
+        train_cells, n_val = np.arange(len(X)), len(ds_in["eval"] or [])
 
     if model is None:
-        space = {"obsm_key": key, **_space_from_prepare(adata, key)}
+        space = ({"obsm_key": key, **_space_from_prepare(adata, key)} if ds_in is None
+                 else {"stores": sorted(ds_in["stores"])})
         model = MMContextEncoder.build(X.shape[1], text_model=text_model, hidden_dim=hidden_dim, n_layers=n_layers,
                                        dropout=dropout, input_space=space, device=device, seed=seed)
         model.omics_encoder.fit_scaler(X[train_cells])
         from ..pp._reference import space_from_adata
 
-        if (gene_space := space_from_adata(adata, key)) is not None:
+        if ds_in is None and (gene_space := space_from_adata(adata, key)) is not None:
             model.omics_encoder.set_input_arrays(**gene_space.arrays())
     model.set_text_trainable(text_trainable)
 
-    names = adata.obs_names.to_numpy().astype(str)
-    captions = adata.obs[caption_key].astype(object).to_numpy()
-    store = ArrayStore(TRAIN_STORE, names, X)
-    model.processor.add_store(store)
+    if ds_in is None:
+        names = adata.obs_names.to_numpy().astype(str)
+        captions = adata.obs[caption_key].astype(object).to_numpy()
+        model.processor.add_store(ArrayStore(TRAIN_STORE, names, X))
+    else:
+        for file_store in ds_in["stores"].values():  # remembered in the model's config, re-opened after loading
+            model.processor.add_store(file_store)
 
     def dataset(idx: np.ndarray) -> Dataset:
         refs = [model.processor.ref(TRAIN_STORE, n) for n in names[idx]]
         return Dataset.from_dict(loss_columns(loss, refs, [str(c) for c in captions[idx]], seed=seed))
 
-    train_ds = dataset(train_cells)
-    eval_ds = dataset(val_cells) if n_val else None
+    train_ds = dataset(train_cells) if ds_in is None else ds_in["train"]
+    eval_ds = (dataset(val_cells) if n_val else None) if ds_in is None else ds_in["eval"]
     steps_per_epoch = math.ceil(len(train_ds) / batch_size)
     ckpt_dir = checkpoint_dir(output_dir) if save_steps is not None or resume else None
     last = last_checkpoint(ckpt_dir) if resume else None
@@ -212,10 +234,11 @@ def train(
             per_device_train_batch_size=batch_size,
             per_device_eval_batch_size=batch_size,
             learning_rate=learning_rate,
-            warmup_ratio=training_args.pop("warmup_ratio", 0.1),
+            warmup_steps=training_args.pop("warmup_steps", 0.1),
             seed=seed,
             data_seed=seed,
-            router_mapping={"cell": "omics", "caption": "text", "negative": "text"},
+            router_mapping=(ds_in["router_mapping"] if ds_in
+                            else {"cell": "omics", "caption": "text", "negative": "text"}),
             eval_strategy="epoch" if eval_ds is not None else "no",
             save_strategy="steps" if save_steps else "no",
             save_steps=save_steps or 500,
@@ -233,9 +256,12 @@ def train(
             eval_dataset=eval_ds,
             loss=make_loss(loss, model, matryoshka_dims=matryoshka_dims),
             text_learning_rate=text_learning_rate,
+            callbacks=[ds_in["callback"]] if ds_in else None,
         )
+        trainer.remove_callback(PrinterCallback)  # log lines go to model.mmc_history, not stdout
         try:
-            trainer.train(resume_from_checkpoint=last)
+            with cached_frozen_text(model):
+                trainer.train(resume_from_checkpoint=last)
         finally:
             model.processor.remove_store(TRAIN_STORE)
     model.eval()
@@ -266,7 +292,10 @@ def train(
         if ckpt_dir is not None:
             shutil.rmtree(ckpt_dir, ignore_errors=True)
     params["resumed_from"] = os.path.basename(last) if last else None
-    record(adata, "train", params)
+    if ds_in is not None:
+        params.update(n_train=len(train_ds), dataset_shape=ds_in["shape"], stores=sorted(ds_in["stores"]))
+    if adata is not None:
+        record(adata, "train", params)
     logger.info("trained on %d cells for %d epochs (%d steps)", len(train_cells), epochs, trainer.state.global_step)
     return model
 
