@@ -156,7 +156,7 @@ def main() -> None:
                       "score_genes": roc_auc_score(y, test.obs["_markers"]), "markers": " ".join(markers)})
     qtable = pd.DataFrame(qrows).set_index("query")
     via = test.copy()
-    mmc.tl.label_query(via, model, list(PBMC_QUERIES), labels)
+    mmc.tl.label_query(via, model, list(PBMC_QUERIES), labels=labels)
     qtable.insert(1, "mmcontext label_query", [roc_auc_score(np.isin(truth, pos), via.obs[query_key(q)])
                                                for q, pos in PBMC_QUERIES.items()])
     qtable.loc["mean"] = [qtable[c].mean() for c in qtable.columns[:3]] + [""]

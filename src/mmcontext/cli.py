@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cell-type-key", help="obs column of cell types for captions (default: detected)")
     p.add_argument("--use-rep", help="existing obsm key to use as the initial embedding")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
 
     for name, text in (("embed", "write the joint embedding (obsm['X_mmc'])"), ("query", "score cells against texts")):

@@ -174,7 +174,7 @@ def test_label_query_scores_through_labels(test_cells, trained_model, tmp_path):
     mmc.tl.query(test_cells, trained_model, list(PBMC_QUERIES))
     direct = {q: roc_auc_score(np.isin(truth, pos), test_cells.obs[mmc._keys.query_key(q)])
               for q, pos in PBMC_QUERIES.items()}
-    mmc.tl.label_query(test_cells, trained_model, list(PBMC_QUERIES), PBMC_LABEL_KEY)
+    mmc.tl.label_query(test_cells, trained_model, list(PBMC_QUERIES), labels=PBMC_LABEL_KEY)
     via = {q: roc_auc_score(np.isin(truth, pos), test_cells.obs[mmc._keys.query_key(q)])
            for q, pos in PBMC_QUERIES.items()}
     assert np.mean(list(via.values())) >= 0.95 and np.mean(list(via.values())) > np.mean(list(direct.values()))
@@ -189,10 +189,10 @@ def test_label_query_scores_through_labels(test_cells, trained_model, tmp_path):
     col = test_cells.obs["mmc_monocytes"].to_numpy()
     assert (col >= q.min() - 1e-6).all() and (col <= q.max() + 1e-6).all()
     sub = test_cells[:9].copy()
-    mmc.tl.label_query(sub, trained_model, "monocytes", labels, key_added="mono")
+    mmc.tl.label_query(sub, trained_model, "monocytes", labels=labels, key_added="mono")
     np.testing.assert_allclose(sub.obs["mono"], col[:9], atol=1e-5)
     test_cells.write_h5ad(tmp_path / "q.h5ad")
     with pytest.raises(ValueError, match="temperature"):
-        mmc.tl.label_query(test_cells, trained_model, "monocytes", labels, temperature=0)
+        mmc.tl.label_query(test_cells, trained_model, "monocytes", labels=labels, temperature=0)
     with pytest.raises(ValueError, match="duplicate"):
-        mmc.tl.label_query(test_cells, trained_model, ["B cells", "b cells"], labels)
+        mmc.tl.label_query(test_cells, trained_model, ["B cells", "b cells"], labels=labels)

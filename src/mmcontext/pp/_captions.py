@@ -30,7 +30,12 @@ _HEALTHY = {"normal", "healthy", "control", "none", "na", "n/a", ""}
 
 
 def detect_caption_keys(adata: AnnData) -> dict[str, str]:
-    """Map caption roles to the ``obs`` columns found in ``adata`` (case-insensitive, first match wins)."""
+    """Map caption roles to the ``obs`` columns found in ``adata`` (case-insensitive, first match wins).
+
+    Returns
+    -------
+    ``{role: column}`` for the roles of :data:`ROLE_CANDIDATES` that have a column in ``adata.obs``.
+    """
     lower = {c.lower(): c for c in adata.obs.columns}
     found = {}
     for role, candidates in ROLE_CANDIDATES.items():

@@ -419,7 +419,19 @@ def sampler_for(dataset: Dataset) -> NegativeSampler | None:
 
 
 def resample_negatives(dataset: Dataset, *, epoch: int) -> Dataset:
-    """Return a copy of a multiplets ``dataset`` with the negatives drawn for ``epoch`` (epoch 0 = as built)."""
+    """Draw the negatives of a multiplets ``dataset`` anew for ``epoch``.
+
+    Parameters
+    ----------
+    dataset
+        A multiplets split from :func:`build_dataset`.
+    epoch
+        Epoch whose negatives to draw (0 = as built); the draw is a function of the dataset's seed and ``epoch``.
+
+    Returns
+    -------
+    A copy of ``dataset`` with new ``negative_*`` columns.
+    """
     sampler = sampler_for(dataset)
     if sampler is None:
         raise ValueError("Only multiplets datasets have negative columns to resample; this one holds pairs.")

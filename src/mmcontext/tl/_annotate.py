@@ -353,8 +353,8 @@ def label_query(
     adata: AnnData,
     model: MMContextEncoder,
     queries: str | Sequence[str],
-    labels: str | Sequence[str],
     *,
+    labels: str | Sequence[str],
     temperature: float = 0.1,
     templates: Sequence[str] | None = None,
     ontology: bool = True,
@@ -406,7 +406,7 @@ def label_query(
 
     Examples
     --------
-    >>> mmc.tl.label_query(adata, model, ["myeloid cells"], "bulk_labels")  # doctest: +SKIP
+    >>> mmc.tl.label_query(adata, model, ["myeloid cells"], labels="bulk_labels")  # doctest: +SKIP
 
     """
     check_adata(adata)

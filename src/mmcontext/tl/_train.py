@@ -54,12 +54,13 @@ def train(
     model: MMContextEncoder | None = None,
     text_model: str | None = None,
     epochs: int = 10,
-    batch_size: int = 64,
+    batch_size: int = 32,
     learning_rate: float = 1e-3,
     text_learning_rate: float = 2e-5,
     text_trainable: bool | int | str = False,
     loss: str = "mnrl",
     matryoshka_dims: list[int] | None = None,
+    loss_kwargs: dict[str, Any] | None = None,
     hidden_dim: int = 512,
     n_layers: int = 2,
     dropout: float = 0.1,
@@ -107,7 +108,8 @@ def train(
     text_trainable
         ``False`` (default) freezes the text tower; ``True`` trains all of it; an ``int`` trains its top n layers.
     loss
-        ``"mnrl"`` (default; in-batch negatives, repeated captions not counted as negatives), ``"cached_mnrl"``
+        ``"mnrl"`` (default; in-batch negatives, repeated captions not counted as negatives, plus a term pulling
+        each cell onto its caption's embedding so free-text queries behave like caption queries), ``"cached_mnrl"``
         (the same with gradient caching: large batches on small memory), ``"contrastive"`` (each cell paired with
         its caption, label 1, and with another caption, label 0), ``"triplet"`` (cell, caption, another caption)
         or ``"clip"`` (symmetric cells<->captions loss with a learnable temperature);
@@ -115,6 +117,8 @@ def train(
     matryoshka_dims
         Also train embeddings truncated to these sizes (``MatryoshkaLoss``), e.g. ``[64, 128]``; use them with
         ``model.truncate_dim`` or ``encode(..., truncate_dim=...)``.
+    loss_kwargs
+        Options of the loss (e.g. ``{"scale": 30}`` for ``"mnrl"``, ``{"temperature": 0.05}`` for ``"clip"``).
     hidden_dim, n_layers, dropout
         Shape of a new omics tower.
     validation_split
@@ -254,7 +258,7 @@ def train(
             args=args,
             train_dataset=train_ds,
             eval_dataset=eval_ds,
-            loss=make_loss(loss, model, matryoshka_dims=matryoshka_dims),
+            loss=make_loss(loss, model, matryoshka_dims=matryoshka_dims, **(loss_kwargs or {})),
             text_learning_rate=text_learning_rate,
             callbacks=[ds_in["callback"]] if ds_in else None,
         )
