@@ -24,6 +24,8 @@ def test_build_routes_texts_and_cells(small_model):
     via_dict = small_model.encode([{"omics": x} for x in X])
     np.testing.assert_allclose(fast, via_encode, atol=1e-6)
     np.testing.assert_allclose(fast, via_dict, atol=1e-6)
+    np.testing.assert_allclose(fast, small_model.encode(X, task="omics"), atol=1e-6)  # a matrix, not audio
+    np.testing.assert_allclose(fast, small_model.encode(list(X), task="omics"), atol=1e-6)
     text = small_model.encode_text(["a B cell", "a T cell"])
     assert text.shape == (2, 384)
     np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1, atol=1e-5)

@@ -2,6 +2,7 @@
 
 from ._classifier import ClassifierHead
 from ._encoder import MMContextEncoder, load
+from ._evaluator import CellCaptionEvaluator
 from ._io import save_model
 from ._losses import LOSSES, CaptionAwareMNRLoss, CLIPLoss, make_loss
 from ._omics import OmicsEncoder
@@ -11,9 +12,22 @@ from ._store import EmbeddingStore, StoreIntegrityError, open_store, write_store
 from ._text import DEFAULT_TEXT_MODEL
 
 __all__ = [
-    "CellTextReranker", "ClassifierHead",
+    "DEFAULT_TEXT_MODEL",
+    "LOSSES",
     "ArrayStore",
-    "EmbeddingStore", "StoreIntegrityError", "open_store", "write_store",
-    "CaptionAwareMNRLoss", "CLIPLoss", "LOSSES", "make_loss",
+    "CLIPLoss",
+    "CaptionAwareMNRLoss",
+    "CellCaptionEvaluator",
+    "CellTextReranker",
+    "ClassifierHead",
+    "EmbeddingStore",
+    "MMContextEncoder",
+    "MMContextProcessor",
+    "OmicsEncoder",
+    "StoreIntegrityError",
+    "load",
+    "make_loss",
+    "open_store",
     "save_model",
-    "DEFAULT_TEXT_MODEL", "MMContextEncoder", "MMContextProcessor", "OmicsEncoder", "load"]
+    "write_store",
+]

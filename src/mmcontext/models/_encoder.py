@@ -153,6 +153,18 @@ class MMContextEncoder(SentenceTransformer):
         return self
 
     # -- encoding ------------------------------------------------------------------------------
+    def encode(self, inputs=None, *args, task: str | None = None, **kwargs):
+        """``SentenceTransformer.encode``; with ``task="omics"`` a matrix of vectors is accepted as is.
+
+        sentence-transformers would read numpy rows as audio; they are passed on as lists instead.
+        """
+        if task == OMICS and inputs is not None and not isinstance(inputs, (str, dict)):
+            if isinstance(inputs, (np.ndarray, torch.Tensor)) and inputs.ndim == 2:
+                inputs = inputs.tolist()
+            elif isinstance(inputs, (list, tuple)):
+                inputs = [x.tolist() if isinstance(x, (np.ndarray, torch.Tensor)) else x for x in inputs]
+        return super().encode(inputs, *args, task=task, **kwargs)
+
     @torch.inference_mode()
     def encode_cells(
         self,

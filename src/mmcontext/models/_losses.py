@@ -47,6 +47,7 @@ class CaptionAwareMNRLoss(MultipleNegativesRankingLoss):
         Weight of the cell-caption alignment term (0 = plain caption-aware MNRL).
     **kwargs
         Passed to ``MultipleNegativesRankingLoss`` (``scale``, ``similarity_fct``, ...).
+
     """
 
     def __init__(self, model, align: float = 0.0, **kwargs) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +13,6 @@ from sentence_transformers.sentence_transformer.modules import InputModule
 from torch import nn
 
 from ._processor import MMContextProcessor
-
 
 #: File in the omics module folder holding the input space arrays (gene names, PCA loadings and mean).
 INPUT_SPACE_FILE = "input_space.npz"
@@ -43,9 +44,12 @@ class OmicsEncoder(InputModule):
     stores
         File-backed embedding stores the processor re-opens on first use, by name:
         ``{"pbmc": {"source": path or URL, "sha256": hash}}`` (saved with the model).
+
     """
 
-    config_keys = ["input_dim", "output_dim", "hidden_dim", "n_layers", "dropout", "input_space", "stores"]
+    config_keys: typing.ClassVar[list[str]] = [
+        "input_dim", "output_dim", "hidden_dim", "n_layers", "dropout", "input_space", "stores",
+    ]
     save_in_root = False
 
     def __init__(
@@ -60,7 +64,9 @@ class OmicsEncoder(InputModule):
     ) -> None:
         super().__init__()
         if input_dim < 1 or output_dim < 1 or n_layers < 1:
-            raise ValueError(f"input_dim, output_dim and n_layers must be >= 1, got {input_dim}, {output_dim}, {n_layers}.")
+            raise ValueError(
+                f"input_dim, output_dim and n_layers must be >= 1, got {input_dim}, {output_dim}, {n_layers}."
+            )
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
         self.hidden_dim = int(hidden_dim)
@@ -71,7 +77,7 @@ class OmicsEncoder(InputModule):
         self.register_buffer("input_scale", torch.ones(self.input_dim))
         dims = [self.input_dim] + [self.hidden_dim] * (self.n_layers - 1) + [self.output_dim]
         layers: list[nn.Module] = []
-        for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        for i, (d_in, d_out) in enumerate(itertools.pairwise(dims)):
             layers.append(nn.Linear(d_in, d_out))
             if i < len(dims) - 2:
                 layers += [nn.GELU(), nn.Dropout(self.dropout)]
@@ -93,6 +99,7 @@ class OmicsEncoder(InputModule):
             PCA loadings, genes x ``input_dim`` (``None`` for a gene panel).
         mean
             Per-gene mean subtracted before the PCA projection.
+
         """
         genes = np.asarray([str(g) for g in genes], dtype=str)
         n_feat = len(genes) if loadings is None else np.asarray(loadings).shape[1]
@@ -103,7 +110,9 @@ class OmicsEncoder(InputModule):
             loadings = np.asarray(loadings, dtype=np.float32)
             mean = np.zeros(len(genes), np.float32) if mean is None else np.asarray(mean, dtype=np.float32)
             if loadings.shape[0] != len(genes) or mean.shape != (len(genes),):
-                raise ValueError(f"PCA loadings {loadings.shape} and mean {mean.shape} do not match {len(genes)} genes.")
+                raise ValueError(
+                    f"PCA loadings {loadings.shape} and mean {mean.shape} do not match {len(genes)} genes."
+                )
             arrays.update(loadings=loadings, mean=mean)
         self.input_arrays = arrays
 
@@ -113,7 +122,7 @@ class OmicsEncoder(InputModule):
         return {k: dict(v) for k, v in self.processor.sources.items()}
 
     @property
-    def modalities(self) -> list[str]:  # noqa: D102
+    def modalities(self) -> list[str]:
         return ["omics"]
 
     def fit_scaler(self, X: np.ndarray) -> None:
@@ -134,10 +143,10 @@ class OmicsEncoder(InputModule):
         features["sentence_embedding"] = self.net((x - self.input_mean) / self.input_scale)
         return features
 
-    def get_embedding_dimension(self) -> int:  # noqa: D102
+    def get_embedding_dimension(self) -> int:
         return self.output_dim
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:  # noqa: D102
+    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
         self.save_config(output_path)
         self.save_torch_weights(output_path, safe_serialization=safe_serialization)
         if self.input_arrays:
@@ -166,7 +175,9 @@ class OmicsEncoder(InputModule):
         }
         config = cls.load_config(model_name_or_path, **hub)
         if not config:
-            raise FileNotFoundError(f"No {cls.config_file_name} for the omics tower in {model_name_or_path!r}/{subfolder}.")
+            raise FileNotFoundError(
+                f"No {cls.config_file_name} for the omics tower in {model_name_or_path!r}/{subfolder}."
+            )
         model = cls(**config)
         cls.load_torch_weights(model_name_or_path, model=model, **hub)
         path = cls.load_file_path(model_name_or_path, INPUT_SPACE_FILE, **hub)

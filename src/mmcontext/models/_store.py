@@ -267,7 +267,8 @@ def write_store(
     sorted_ids = id_arr[order]
     if (sorted_ids[1:] == sorted_ids[:-1]).any():
         dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]][:3]
-        raise ValueError(f"Cell ids are not unique (e.g. {[d.decode() for d in dup]!r}); run `adata.obs_names_make_unique()`.")
+        examples = [d.decode() for d in dup]
+        raise ValueError(f"Cell ids are not unique (e.g. {examples!r}); run `adata.obs_names_make_unique()`.")
 
     target = Path(path).resolve()
     name = name or target.name

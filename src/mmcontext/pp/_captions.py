@@ -35,6 +35,7 @@ def detect_caption_keys(adata: AnnData) -> dict[str, str]:
     Returns
     -------
     ``{role: column}`` for the roles of :data:`ROLE_CANDIDATES` that have a column in ``adata.obs``.
+
     """
     lower = {c.lower(): c for c in adata.obs.columns}
     found = {}
@@ -184,6 +185,7 @@ def captions(
     --------
     >>> adata = sc.datasets.pbmc68k_reduced()  # doctest: +SKIP
     >>> mmc.pp.captions(adata, keys={"cell_type": "bulk_labels"})  # doctest: +SKIP
+
     """
     check_adata(adata)
     check_writable(adata, copy=copy)

@@ -431,6 +431,7 @@ def resample_negatives(dataset: Dataset, *, epoch: int) -> Dataset:
     Returns
     -------
     A copy of ``dataset`` with new ``negative_*`` columns.
+
     """
     sampler = sampler_for(dataset)
     if sampler is None:

@@ -161,6 +161,7 @@ def prepare(
     --------
     >>> adata = sc.datasets.pbmc68k_reduced()  # doctest: +SKIP
     >>> mmc.pp.prepare(adata, caption_keys={"cell_type": "bulk_labels"})  # doctest: +SKIP
+
     """
     check_adata(adata)
     check_writable(adata, copy=copy)
@@ -247,8 +248,6 @@ def default_panel(adata: AnnData, X, *, max_genes: int = 4096, n_top: int = 2048
         return list(map(str, adata.var_names))
     if "highly_variable" in adata.var and adata.var["highly_variable"].any():
         return list(map(str, adata.var_names[adata.var["highly_variable"].to_numpy(bool)]))
-    if sparse.issparse(X) and min(X.shape) - 1 < n_components:
-        X = X.toarray()  # too small for the sparse solver (it needs k < min(shape)); dense PCA handles it
     if sparse.issparse(X):
         mean = np.asarray(X.mean(axis=0)).ravel()
         var = np.asarray(X.multiply(X).mean(axis=0)).ravel() - mean**2

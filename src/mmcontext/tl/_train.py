@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
 import shutil
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +15,7 @@ from .._provenance import record
 from .._settings import settings
 from .._validation import MMContextKeyError, check_adata, check_writable, get_obs_column, get_obsm
 from ..pp._prepare import init_key
+from ._checkpoints import checkpoint_dir, last_checkpoint, work_dir
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -68,6 +66,7 @@ def train(
     output_dir: str | os.PathLike | None = None,
     save_steps: int | None = None,
     resume: bool = False,
+    keep_best: bool = False,
     seed: int = 0,
     device: str | None = None,
     **training_args: Any,
@@ -132,6 +131,10 @@ def train(
         Continue from the last complete checkpoint in ``<output_dir>.checkpoints/`` (a run that was
         interrupted); with the same data, seed and options the final weights equal those of an uninterrupted run.
         Without a checkpoint, training starts from the beginning.
+    keep_best
+        Return the weights of the epoch whose validation cells best retrieved their own captions
+        (:class:`~mmcontext.models.CellCaptionEvaluator` accuracy; kept in memory) instead of the last epoch's.
+        Needs a validation split; cannot be combined with ``resume``.
     seed
         Seed for the split, the initial weights, shuffling and dropout.
     device
@@ -148,6 +151,7 @@ def train(
     Examples
     --------
     >>> model = mmc.tl.train(adata, epochs=5)  # doctest: +SKIP
+
     """
     ds_in = None
     if dataset is not None:  # a DatasetDict from mmc.pp.build_dataset: cells by reference into its stores
@@ -177,10 +181,13 @@ def train(
         raise ValueError(
             "save_steps= and resume=True need output_dir=: checkpoints are kept in '<output_dir>.checkpoints'."
         )
+    if keep_best and resume:
+        raise ValueError("keep_best=True cannot resume: the best weights seen before the interruption are not saved.")
     if save_steps is not None and (isinstance(save_steps, bool) or not isinstance(save_steps, int) or save_steps < 1):
         raise ValueError(f"save_steps must be a positive int (steps between checkpoints), got {save_steps!r}.")
     if n_skipped := int((~ok).sum()):
-        logger.warning("%d cells have no caption in adata.obs[%r] and are left out of training.", n_skipped, caption_key)
+        logger.warning("%d cells have no caption in adata.obs[%r]; they are left out of training.", n_skipped,
+                       caption_key)
 
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainingArguments
@@ -188,13 +195,14 @@ def train(
 
     from ..models import ArrayStore, MMContextEncoder
     from ..models._losses import loss_columns, make_loss
+    from ._best import KeepBestCallback
     from ._text_cache import cached_frozen_text
     from ._trainer import MMContextTrainer
 
     rng = np.random.default_rng(seed)
     cells = np.flatnonzero(ok)
     rng.shuffle(cells)
-    n_val = int(round(validation_split * len(cells))) if len(cells) >= 20 else 0
+    n_val = round(validation_split * len(cells)) if len(cells) >= 20 else 0
     val_cells, train_cells = cells[:n_val], cells[n_val:]
     if ds_in is not None:  # X holds a sample of the training cells, for the input scaler
         train_cells, n_val = np.arange(len(X)), len(ds_in["eval"] or [])
@@ -231,7 +239,7 @@ def train(
     if resume:
         logger.info("resuming from %s", last) if last else logger.warning(
             "resume=True but no complete checkpoint in %s; training from the start.", ckpt_dir)
-    with _work_dir(ckpt_dir) as tmp:
+    with work_dir(ckpt_dir) as tmp:
         args = SentenceTransformerTrainingArguments(
             output_dir=tmp,
             num_train_epochs=epochs,
@@ -253,19 +261,26 @@ def train(
             use_cpu=str(model.device) == "cpu",
             **training_args,
         )
+        evaluator = _evaluator(eval_ds)
+        keeper = KeepBestCallback(model, f"eval_{evaluator.primary_metric}") if keep_best and evaluator else None
+        if keep_best and keeper is None:
+            raise ValueError("keep_best=True needs validation cells: set validation_split > 0 (or a validation split).")
         trainer = MMContextTrainer(
             model=model,
             args=args,
             train_dataset=train_ds,
             eval_dataset=eval_ds,
+            evaluator=evaluator,
             loss=make_loss(loss, model, matryoshka_dims=matryoshka_dims, **(loss_kwargs or {})),
             text_learning_rate=text_learning_rate,
-            callbacks=[ds_in["callback"]] if ds_in else None,
+            callbacks=[c for c in (ds_in and ds_in["callback"], keeper) if c] or None,
         )
         trainer.remove_callback(PrinterCallback)  # log lines go to model.mmc_history, not stdout
         try:
             with cached_frozen_text(model):
                 trainer.train(resume_from_checkpoint=last)
+                if keeper is not None:
+                    keeper.restore()
         finally:
             model.processor.remove_store(TRAIN_STORE)
     model.eval()
@@ -283,6 +298,7 @@ def train(
         "matryoshka_dims": list(matryoshka_dims or []),
         "text_model": str(model.model_card_data.base_model),
         "seed": seed,
+        "best_epoch": keeper.best_epoch if keeper else None,
     }
     model.mmc_training = params
     from ..models._card import card_info
@@ -308,48 +324,16 @@ def _space_from_prepare(adata: AnnData, key: str) -> dict[str, Any]:
     prep = adata.uns.get(_keys.UNS, {}).get("prepare", {})
     if prep.get("init_key") != key:
         return {}
-    return {k: prep[k] for k in ("method", "n_components", "layer") if k in prep and not isinstance(prep[k], np.ndarray)}
+    keys = ("method", "n_components", "layer")
+    return {k: prep[k] for k in keys if k in prep and not isinstance(prep[k], np.ndarray)}
 
 
-def checkpoint_dir(output_dir: str | os.PathLike) -> str:
-    """The folder :func:`train` keeps checkpoints in: ``<output_dir>.checkpoints`` next to ``output_dir``."""
-    path = os.path.abspath(os.fspath(output_dir)).rstrip(os.sep)
-    return f"{path}.checkpoints"
-
-
-def last_checkpoint(folder: str | os.PathLike | None) -> str | None:
-    """The newest complete ``checkpoint-<step>`` in ``folder`` (its ``trainer_state.json`` parses), else ``None``.
-
-    A checkpoint cut short by a kill lacks ``trainer_state.json`` (the Trainer writes it last); it is skipped.
-    """
-    if folder is None or not os.path.isdir(folder):
+def _evaluator(eval_ds):
+    """Cell -> caption retrieval on the validation split (matching pairs only), or None without one."""
+    if eval_ds is None or not len(eval_ds):
         return None
-    steps = []
-    for name in os.listdir(folder):
-        if name.startswith("checkpoint-") and name.split("-", 1)[1].isdigit():
-            steps.append((int(name.split("-", 1)[1]), os.path.join(folder, name)))
-    for _, path in sorted(steps, reverse=True):
-        try:
-            with open(os.path.join(path, "trainer_state.json")) as fh:
-                json.load(fh)
-        except (OSError, ValueError):
-            logger.warning("skipping incomplete checkpoint %s", path)
-            continue
-        return path
-    return None
+    from ..models._evaluator import CellCaptionEvaluator
 
-
-@contextlib.contextmanager
-def _work_dir(folder: str | None):
-    """The Trainer's output folder: the checkpoint folder when checkpointing, else a temporary one."""
-    if folder is not None:
-        os.makedirs(folder, exist_ok=True)
-        yield folder
-        return
-    with tempfile.TemporaryDirectory(prefix="mmcontext-train-") as tmp:
-        yield tmp
-
-
-def history_json(model: MMContextEncoder) -> str:
-    """The training log of ``model`` as JSON."""
-    return json.dumps(getattr(model, "mmc_history", []), indent=1)
+    if "label" in eval_ds.column_names:  # pairs: keep the matching ones
+        eval_ds = eval_ds.filter(lambda row: row["label"] == 1)
+    return CellCaptionEvaluator(eval_ds["cell"], eval_ds["caption"]) if len(eval_ds) else None

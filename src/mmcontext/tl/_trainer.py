@@ -47,7 +47,7 @@ class MMContextTrainer(SentenceTransformerTrainer):
         with _plain_text_route(self.model):
             return super()._load_from_checkpoint(*args, **kwargs)
 
-    def create_optimizer(self, model=None):  # noqa: D102
+    def create_optimizer(self, model=None):
         if self.optimizer is not None:
             return self.optimizer
         model = self.model
@@ -74,5 +74,6 @@ class MMContextTrainer(SentenceTransformerTrainer):
         if extra:
             param_groups.append({"params": extra, "lr": self.args.learning_rate, "weight_decay": 0.0})
         self.optimizer = torch.optim.AdamW(param_groups, lr=self.args.learning_rate,
-                                           betas=(self.args.adam_beta1, self.args.adam_beta2), eps=self.args.adam_epsilon)
+                                           betas=(self.args.adam_beta1, self.args.adam_beta2),
+                                           eps=self.args.adam_epsilon)
         return self.optimizer
