@@ -1,4 +1,4 @@
-"""Validation during training: do held-out cells retrieve their own caption?"""
+"""Validation during training: how well held-out cells retrieve their own caption."""
 
 from __future__ import annotations
 
@@ -26,13 +26,16 @@ class CellCaptionEvaluator(BaseEvaluator):
         Prefix of the metric names (``"validation"`` -> ``eval_validation_accuracy`` in the trainer's log).
     batch_size
         Cells or texts per forward pass.
+
     """
 
     def __init__(self, cells: Sequence[Any], captions: Sequence[str], *, name: str = "validation",
                  batch_size: int = 256) -> None:
         super().__init__()
         if len(cells) != len(captions) or not len(cells):
-            raise ValueError(f"Need as many captions as cells (and at least one), got {len(cells)} and {len(captions)}.")
+            raise ValueError(
+                f"Need as many captions as cells (and at least one), got {len(cells)} and {len(captions)}."
+            )
         self.cells = list(cells)
         self.captions = [str(c) for c in captions]
         self.name = name

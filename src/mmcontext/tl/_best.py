@@ -20,7 +20,7 @@ class KeepBestCallback(TrainerCallback):
         self.best_epoch: float | None = None
         self.snapshot: list[torch.Tensor] | None = None
 
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: D102
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         value = (metrics or {}).get(self.metric)
         if value is not None and (self.best is None or value > self.best):
             self.best, self.best_epoch = float(value), state.epoch
