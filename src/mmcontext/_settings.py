@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -26,3 +28,20 @@ class Settings:
 
 
 settings = Settings()
+
+
+@contextlib.contextmanager
+def hf_progress() -> Iterator[None]:
+    """Silence the progress bars of transformers / huggingface_hub while ``settings.progress`` is off."""
+    if settings.progress:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()

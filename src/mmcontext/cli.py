@@ -110,9 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     import mmcontext as mmc
 
     mmc.settings.progress = not args.quiet
-    if not args.quiet:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-        logging.getLogger("mmcontext").setLevel(logging.INFO)
+    if not args.quiet:  # the package's own log lines only; other libraries keep their defaults
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log = logging.getLogger("mmcontext")
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
     if args.command == "quickstart":
         out = Path(args.out)

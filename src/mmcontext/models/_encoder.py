@@ -289,6 +289,7 @@ def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContext
     import os
 
     from .._io import recover_dir
+    from .._settings import hf_progress
     from .._validation import check_model_folder
 
     name_or_path = os.fspath(name_or_path)
@@ -302,7 +303,8 @@ def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContext
         raise FileNotFoundError(f"No model folder at {name_or_path!r}; pass the folder `mmc.models.save_model` "
                                 "wrote, or a Hugging Face Hub id.")
     try:
-        model = MMContextEncoder(name_or_path, device=_device(device), **kwargs)
+        with hf_progress():
+            model = MMContextEncoder(name_or_path, device=_device(device), **kwargs)
     except (OSError, RuntimeError, KeyError, json.JSONDecodeError) as err:
         if not os.path.isdir(name_or_path):
             raise

@@ -7,12 +7,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._io import atomic_dir, replace_dir
+from .._io import atomic_dir
+from .._settings import hf_progress
 
 if TYPE_CHECKING:
     from ._encoder import MMContextEncoder
 
-__all__ = ["replace_dir", "save_model"]
+__all__ = ["save_model"]
 
 
 def save_model(model: MMContextEncoder, path: str | os.PathLike, **kwargs) -> Path:
@@ -21,7 +22,8 @@ def save_model(model: MMContextEncoder, path: str | os.PathLike, **kwargs) -> Pa
     A process killed mid-save leaves the previous folder at ``path`` intact.
     """
     with atomic_dir(path) as tmp:
-        model.save_pretrained(str(tmp), **kwargs)
+        with hf_progress():
+            model.save_pretrained(str(tmp), **kwargs)
         history = getattr(model, "mmc_history", None)
         if history is not None:
             (tmp / "training_history.json").write_text(json.dumps(history, indent=1))

@@ -308,7 +308,7 @@ def write_store(
                 )
             if not overwrite and any(target.iterdir()):
                 raise FileExistsError(f"{str(target)!r} exists and is not an embedding store; choose another path.")
-        from ._io import replace_dir
+        from .._io import replace_dir
 
         replace_dir(tmp, target)
     except BaseException:

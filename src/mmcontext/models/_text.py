@@ -29,7 +29,10 @@ def text_modules(name_or_path: str | None, *, device: str | None = None) -> list
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize
 
-    st = SentenceTransformer(resolve_text_model(name_or_path), device=device or "cpu")
+    from .._settings import hf_progress
+
+    with hf_progress():
+        st = SentenceTransformer(resolve_text_model(name_or_path), device=device or "cpu")
     modules = [m for m in st if not isinstance(m, Normalize)]
     if not modules:
         raise ValueError(f"Text model {name_or_path!r} has no modules besides Normalize.")

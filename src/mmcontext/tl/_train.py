@@ -191,13 +191,13 @@ def train(
 
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainingArguments
-    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from ..models import ArrayStore, MMContextEncoder
     from ..models._losses import loss_columns, make_loss
     from ._best import KeepBestCallback
     from ._text_cache import cached_frozen_text
-    from ._trainer import MMContextTrainer
+    from ._trainer import BarOnlyProgress, MMContextTrainer
 
     rng = np.random.default_rng(seed)
     cells = np.flatnonzero(ok)
@@ -275,7 +275,10 @@ def train(
             text_learning_rate=text_learning_rate,
             callbacks=[c for c in (ds_in and ds_in["callback"], keeper) if c] or None,
         )
-        trainer.remove_callback(PrinterCallback)  # log lines go to model.mmc_history, not stdout
+        # log lines go to model.mmc_history (see pl.training), not stdout; the progress bar stays
+        trainer.remove_callback(PrinterCallback)
+        if trainer.pop_callback(ProgressCallback) is not None:
+            trainer.add_callback(BarOnlyProgress)
         try:
             with cached_frozen_text(model):
                 trainer.train(resume_from_checkpoint=last)

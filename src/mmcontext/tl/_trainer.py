@@ -6,6 +6,7 @@ import contextlib
 
 import torch
 from sentence_transformers import SentenceTransformerTrainer
+from transformers.trainer_callback import ProgressCallback
 
 
 @contextlib.contextmanager
@@ -77,3 +78,10 @@ class MMContextTrainer(SentenceTransformerTrainer):
                                            betas=(self.args.adam_beta1, self.args.adam_beta2),
                                            eps=self.args.adam_epsilon)
         return self.optimizer
+
+
+class BarOnlyProgress(ProgressCallback):
+    """The Trainer's progress bar without its printed log dictionaries."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        return
