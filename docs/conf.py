@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version as _version
+import mmcontext
 
 project = "mmcontext"
 author = "mmcontext developers"
-release = _version("mmcontext")
+release = mmcontext.__version__
 extensions = [
     "myst_nb",
     "sphinx.ext.autodoc",
