@@ -22,6 +22,7 @@ from .._validation import (
     get_obs_column,
 )
 from ._embed import joint_embedding, model_provenance
+from ._query import query_keys, write_query_scores
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -412,14 +413,7 @@ def label_query(
     check_adata(adata)
     check_writable(adata, copy=copy)
     queries = check_texts(queries, what="queries")
-    if key_added is None:
-        keys = [_keys.query_key(q) for q in queries]
-    else:
-        keys = [key_added] if isinstance(key_added, str) else list(key_added)
-        if len(keys) != len(queries):
-            raise ValueError(f"key_added has {len(keys)} names for {len(queries)} queries.")
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"Queries map to duplicate obs columns {keys!r}; pass distinct `key_added` names.")
+    keys = query_keys(queries, key_added)
     if not float(temperature) > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}.")
     labels, _ = _resolve_labels(adata, labels)
@@ -432,12 +426,6 @@ def label_query(
     prob /= prob.sum(axis=1, keepdims=True)
     scores = prob @ (model.encode_text(queries) @ label_emb.T).T
     adata = adata.copy() if copy else adata
-    for j, key in enumerate(keys):
-        adata.obs[key] = scores[:, j].astype(np.float32)
-    previous = adata.uns.get(_keys.UNS, {}).get("query", {})
-    known = dict(zip(list(previous.get("keys", [])), list(previous.get("queries", [])), strict=False))
-    known.update(zip(keys, queries, strict=True))
-    record(adata, "query", {**model_provenance(model), "keys": list(known), "queries": list(known.values()),
-                            "method": "labels", "labels": labels, "temperature": float(temperature)})
-    log_added(*[(k, "obs") for k in keys])
+    write_query_scores(adata, model, queries, keys, scores,
+                       {"method": "labels", "labels": labels, "temperature": float(temperature)})
     return adata if copy else None

@@ -78,14 +78,7 @@ def query(
     check_writable(adata, copy=copy)
     check_model(model)
     queries = check_texts(queries, what="queries")
-    if key_added is None:
-        keys = [_keys.query_key(q) for q in queries]
-    else:
-        keys = [key_added] if isinstance(key_added, str) else list(key_added)
-        if len(keys) != len(queries):
-            raise ValueError(f"key_added has {len(keys)} names for {len(queries)} queries.")
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"Queries map to duplicate obs columns {keys!r}; pass distinct `key_added` names.")
+    keys = query_keys(queries, key_added)
     cells = joint_embedding(adata, model, use_rep)
     texts = model.encode_text(queries)
     scores = cells @ texts.T
@@ -95,14 +88,34 @@ def query(
 
         scores, probs = rerank_scores(adata, rerank, queries, scores, top_k=top_k, axis=0, use_rep=use_rep)
     adata = adata.copy() if copy else adata
+    write_query_scores(adata, model, queries, keys, scores, {"rerank_top_k": top_k if rerank is not None else None})
+    if probs is not None:
+        for j, key in enumerate(keys):
+            adata.obs[f"{key}_rerank"] = probs[:, j].astype(np.float32)
+        log_added(*[(f"{k}_rerank", "obs") for k in keys])
+    return adata if copy else None
+
+
+def query_keys(queries: list[str], key_added: str | Sequence[str] | None) -> list[str]:
+    """The ``obs`` column of each query: ``key_added`` or the default ``"mmc_<slug>"``; distinct."""
+    if key_added is None:
+        keys = [_keys.query_key(q) for q in queries]
+    else:
+        keys = [key_added] if isinstance(key_added, str) else list(key_added)
+        if len(keys) != len(queries):
+            raise ValueError(f"key_added has {len(keys)} names for {len(queries)} queries.")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"Queries map to duplicate obs columns {keys!r}; pass distinct `key_added` names.")
+    return keys
+
+
+def write_query_scores(adata: AnnData, model: MMContextEncoder, queries: list[str], keys: list[str],
+                       scores: np.ndarray, params: dict) -> None:
+    """Write one float32 ``obs`` column per query and merge them into ``uns['mmcontext']['query']``."""
     for j, key in enumerate(keys):
         adata.obs[key] = scores[:, j].astype(np.float32)
-        if probs is not None:
-            adata.obs[f"{key}_rerank"] = probs[:, j].astype(np.float32)
     previous = adata.uns.get(_keys.UNS, {}).get("query", {})
     known = dict(zip(list(previous.get("keys", [])), list(previous.get("queries", [])), strict=False))
     known.update(zip(keys, queries, strict=True))
-    record(adata, "query", {**model_provenance(model), "keys": list(known), "queries": list(known.values()),
-                            "rerank_top_k": top_k if rerank is not None else None})
-    log_added(*[(k, "obs") for k in keys], *[(f"{k}_rerank", "obs") for k in keys if probs is not None])
-    return adata if copy else None
+    record(adata, "query", {**model_provenance(model), "keys": list(known), "queries": list(known.values()), **params})
+    log_added(*[(k, "obs") for k in keys])
