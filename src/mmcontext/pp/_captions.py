@@ -226,3 +226,16 @@ def resolve_caption_keys(adata: AnnData, keys, *, template: str | None = None) -
         if col_values.isna().all():
             raise ValueError(f"adata.obs[{col!r}] has only missing values; it cannot caption cells.")
     return dict(keys)
+
+
+def caption_column(adata: AnnData, caption_key: str | None = None) -> str:
+    """The ``obs`` column of captions: ``caption_key``, else the one :func:`prepare` / :func:`captions` wrote."""
+    if caption_key is None:
+        caption_key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("caption_key", _keys.CAPTION)
+        if caption_key not in adata.obs:
+            raise MMContextKeyError(
+                f"adata.obs[{caption_key!r}] not found; run `mmc.pp.prepare(adata)` or `mmc.pp.captions(adata)` "
+                "first, or pass `caption_key=`."
+            )
+    get_obs_column(adata, caption_key)
+    return caption_key

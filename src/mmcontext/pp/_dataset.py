@@ -14,7 +14,8 @@ import pandas as pd
 
 from .. import _keys
 from .._logging import logger
-from .._validation import MMContextKeyError, check_adata, get_obs_column
+from .._validation import check_adata, get_obs_column
+from ._captions import caption_column
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -38,18 +39,6 @@ def _label_key(adata: AnnData, label_key: str | None, caption_key: str) -> str:
     for col in _keys.CELL_TYPE_CANDIDATES:
         if col in adata.obs:
             return col
-    return caption_key
-
-
-def _caption_key(adata: AnnData, caption_key: str | None) -> str:
-    if caption_key is None:
-        caption_key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("caption_key", _keys.CAPTION)
-        if caption_key not in adata.obs:
-            raise MMContextKeyError(
-                f"adata.obs[{caption_key!r}] not found; run `mmc.pp.prepare(adata)` or `mmc.pp.captions(adata)` "
-                "first, or pass `caption_key=`."
-            )
-    get_obs_column(adata, caption_key)
     return caption_key
 
 
@@ -303,7 +292,7 @@ def build_dataset(
         if ":" in name or not name:
             raise ValueError(f"Store name {name!r} must be non-empty and contain no ':'.")
         check_adata(ad, min_obs=1)
-        ckey = _caption_key(ad, caption_key)
+        ckey = caption_column(ad, caption_key)
         lkey = _label_key(ad, label_key, ckey)
         key = init_key(ad, use_rep)
         dims[name] = get_obsm(ad, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.").shape[1]

@@ -224,9 +224,10 @@ def evaluate(
 
         cells = joint_embedding(adata, model)
     if model is not None and cells is not None:
-        if caption_key is None:
-            caption_key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("caption_key", _keys.CAPTION)
-        caps = get_obs_column(adata, caption_key).astype(object).to_numpy()
+        from ..pp._captions import caption_column
+
+        caption_key = caption_column(adata, caption_key)
+        caps = adata.obs[caption_key].astype(object).to_numpy()
         has = np.array([isinstance(c, str) and bool(c.strip()) for c in caps])
         if has.any():
             distinct, inverse = np.unique(caps[has].astype(str), return_inverse=True)

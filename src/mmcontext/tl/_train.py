@@ -13,7 +13,8 @@ from .. import _keys
 from .._logging import logger
 from .._provenance import record
 from .._settings import settings
-from .._validation import MMContextKeyError, check_adata, check_writable, get_obs_column, get_obsm
+from .._validation import check_adata, check_writable, get_obsm
+from ..pp._captions import caption_column
 from ..pp._prepare import init_key
 from ._checkpoints import checkpoint_dir, last_checkpoint, work_dir
 
@@ -28,14 +29,8 @@ LOSSES = ("mnrl", "cached_mnrl", "contrastive", "triplet", "clip")
 
 
 def _captions(adata: AnnData, caption_key: str | None) -> tuple[str, np.ndarray]:
-    if caption_key is None:
-        caption_key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("caption_key", _keys.CAPTION)
-        if caption_key not in adata.obs:
-            raise MMContextKeyError(
-                f"adata.obs[{caption_key!r}] not found; run `mmc.pp.prepare(adata)` or `mmc.pp.captions(adata)` first, "
-                "or pass `caption_key=`."
-            )
-    col = get_obs_column(adata, caption_key)
+    caption_key = caption_column(adata, caption_key)
+    col = adata.obs[caption_key]
     texts = col.astype(object).to_numpy()
     ok = np.array([isinstance(t, str) and bool(t.strip()) for t in texts])
     if not ok.any():
