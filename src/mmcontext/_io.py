@@ -7,6 +7,7 @@ sibling that :func:`recover_dir` moves back).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -15,6 +16,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ._logging import logger
+
+
+@functools.cache
+def _umask() -> int:
+    umask = os.umask(0o022)  # read once: os.umask can only be read by setting it
+    os.umask(umask)
+    return umask
+
+
+def default_mode(path: str | os.PathLike, *, directory: bool) -> None:
+    """Give a mkstemp/mkdtemp path (created 0600/0700) the permissions a plain open/mkdir would."""
+    Path(path).chmod((0o777 if directory else 0o666) & ~_umask())
 
 
 def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
@@ -58,6 +71,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    default_mode(tmp, directory=True)
     try:
         yield tmp
         replace_dir(tmp, target)
@@ -81,6 +95,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", suffix=target.suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(name)
+    default_mode(tmp, directory=False)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -102,6 +117,7 @@ def atomic_save_dir(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    default_mode(tmp, directory=True)
     try:
         yield tmp
         written = {p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file()}

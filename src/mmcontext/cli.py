@@ -11,14 +11,11 @@ from pathlib import Path
 
 
 def _write_h5ad(adata, path: Path) -> None:
-    """Write next to ``path`` and move into place, so an interrupted write never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    """Write atomically: an interrupted write never leaves half a file."""
+    from ._io import atomic_file
+
+    with atomic_file(path) as tmp:
         adata.write_h5ad(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _save_fig(fig_or_axes, path: Path) -> None:
@@ -27,9 +24,10 @@ def _save_fig(fig_or_axes, path: Path) -> None:
 
     first = np.ravel(fig_or_axes)[0] if isinstance(fig_or_axes, (list, np.ndarray)) else fig_or_axes
     fig = getattr(first, "figure", first)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    from ._io import atomic_file
+
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
 
 

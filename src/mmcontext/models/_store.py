@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._io import default_mode
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
@@ -276,6 +278,7 @@ def write_store(
         raise ValueError(f"Store name {name!r} must be non-empty and contain no ':' (it prefixes cell references).")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    default_mode(tmp, directory=True)
     try:
         np.save(tmp / "vectors.npy", np.ascontiguousarray(X, dtype=np.float32))
         np.save(tmp / "ids.npy", sorted_ids)
