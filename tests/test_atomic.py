@@ -178,3 +178,20 @@ def test_classifier_head_save_is_atomic(tmp_path, monkeypatch):
         ClassifierHead(4, classes=["a", "b", "c"], hidden_dim=8).save(path)
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
     assert ClassifierHead.load(path).classes == ["a", "b"]
+
+
+def test_atomic_writes_keep_the_usual_permissions(tmp_path):
+    import stat
+
+    from mmcontext._io import atomic_dir, atomic_file
+
+    plain_file, plain_dir = tmp_path / "plain.txt", tmp_path / "plain_dir"
+    plain_file.write_text("x")
+    plain_dir.mkdir()
+    with atomic_file(tmp_path / "a.txt") as tmp:
+        tmp.write_text("x")
+    with atomic_dir(tmp_path / "d") as tmp:
+        (tmp / "f").write_text("x")
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(tmp_path / "a.txt") == mode(plain_file)
+    assert mode(tmp_path / "d") == mode(plain_dir)
