@@ -64,5 +64,6 @@ def embedding(
         sc.tl.umap(tmp, random_state=0)
         adata.obsm[basis] = tmp.obsm["X_umap"]
         log_added((basis, "obsm"))
+    kwargs.setdefault("wspace", 0.7)  # room for long categorical legends between panels
     axes = sc.pl.embedding(adata, basis=basis, color=color, ax=ax, show=False, **kwargs)
     return finish(axes, show=show, return_fig=return_fig)
