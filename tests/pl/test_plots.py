@@ -48,6 +48,8 @@ def test_pl_training_draws_both_curves(trained_model):
     ax = mmc.pl.training(trained_model, show=False)
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ["training loss", "validation loss"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["training loss", "validation loss", "validation accuracy"]
     with pytest.raises(ValueError, match="no loss"):
         mmc.pl.training([], show=False)
     plt.close("all")

@@ -17,7 +17,7 @@ def training(
     show: bool | None = None,
     return_fig: bool = False,
 ):
-    """Plot training and validation loss per epoch.
+    """Plot training and validation loss per epoch, and the validation cell -> caption accuracy when logged.
 
     Parameters
     ----------
@@ -55,6 +55,15 @@ def training(
         ax.plot(*zip(*val, strict=True), "o-", label="validation loss", color="tab:orange")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
-    ax.legend(frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    acc = [(e["epoch"], e["eval_validation_accuracy"]) for e in history if "eval_validation_accuracy" in e]
+    if acc:  # cell -> caption retrieval on the validation cells, on its own axis
+        ax2 = ax.twinx()
+        (line,) = ax2.plot(*zip(*acc, strict=True), "s--", color="tab:green", label="validation accuracy")
+        ax2.set_ylabel("validation accuracy")
+        ax2.set_ylim(0, 1.02)
+        ax2.spines[["top"]].set_visible(False)
+        handles, labels = [*handles, line], [*labels, line.get_label()]
+    ax.legend(handles, labels, frameon=False, loc="center right")
     ax.spines[["top", "right"]].set_visible(False)
     return finish(ax, show=show, return_fig=return_fig)
