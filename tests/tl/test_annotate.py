@@ -182,10 +182,10 @@ def test_label_query_scores_through_labels(test_cells, trained_model, tmp_path):
     entry = test_cells.uns["mmcontext"]["query"]
     assert entry["method"] == "labels" and entry["temperature"] == 0.1 and list(entry["labels"]) == labels
     # the score is sum_l p(l | cell) cos(query, l): a probability-weighted mean of label similarities
-    from mmcontext.tl._annotate import label_embeddings
+    from mmcontext.tl._query import query_texts, text_embeddings
 
-    L = label_embeddings(trained_model, label_texts(labels))
-    q = trained_model.encode_text(["monocytes"])[0] @ L.T
+    L = text_embeddings(trained_model, label_texts(labels))
+    q = text_embeddings(trained_model, query_texts(["monocytes"], expand="ontology"))[0] @ L.T
     col = test_cells.obs["mmc_monocytes"].to_numpy()
     assert (col >= q.min() - 1e-6).all() and (col <= q.max() + 1e-6).all()
     sub = test_cells[:9].copy()

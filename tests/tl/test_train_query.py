@@ -89,6 +89,33 @@ def test_query_reuses_joint_embedding_only_from_the_same_model(trained_model, pb
     assert adata.obs["mmc_monocytes"].std() > 0
 
 
+def test_query_expansion_adds_the_caption_phrasing_of_ontology_terms_only(trained_model, pbmc_split):
+    from mmcontext.tl._query import query_texts
+
+    texts = query_texts(["monocytes", "CL:0000623", "cells with high mitochondrial content", "proliferating cells"],
+                        expand="ontology")
+    assert texts[0][0] == "monocytes" and len(texts[0]) == 2
+    assert "mononuclear phagocyte" in texts[0][1] and "myeloid lineage" in texts[0][1]
+    assert "natural killer cell" in texts[1][1]
+    assert texts[2] == ["cells with high mitochondrial content"]
+    assert texts[3] == ["proliferating cells"]  # a loose match ("cycling T cell") is not used
+    assert query_texts(["monocytes"], expand=None) == [["monocytes"]]
+
+    _, test = pbmc_split
+    adata = test.copy()
+    mmc.tl.embed(adata, trained_model)
+    mmc.tl.query(adata, trained_model, ["monocytes", "odd cells"], expand=None, key_added=["raw", "odd_raw"])
+    text = trained_model.encode_text(["monocytes"])[0]
+    np.testing.assert_allclose(adata.obs["raw"], adata.obsm["X_mmc"] @ text, atol=1e-5)
+    assert adata.uns["mmcontext"]["query"]["expand"] == "None"  # provenance stores None as text (h5ad-safe)
+    mmc.tl.query(adata, trained_model, ["monocytes", "odd cells"], key_added=["expanded", "odd"])
+    assert adata.uns["mmcontext"]["query"]["expand"] == "ontology"
+    assert not np.allclose(adata.obs["expanded"], adata.obs["raw"])
+    np.testing.assert_allclose(adata.obs["odd"], adata.obs["odd_raw"], atol=1e-6)  # no CL term: as typed
+    truth = adata.obs[PBMC_LABEL_KEY].astype(str).str.contains("Monocyte")
+    assert roc_auc_score(truth, adata.obs["expanded"]) >= 0.9
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -97,6 +124,7 @@ def test_query_reuses_joint_embedding_only_from_the_same_model(trained_model, pb
         (lambda a, m: mmc.tl.query(a, m, []), "empty"),
         (lambda a, m: mmc.tl.query(a, m, ["ok", "OK"]), "duplicate"),
         (lambda a, m: mmc.tl.query(a, m, "x", key_added=["a", "b"]), "2 names"),
+        (lambda a, m: mmc.tl.query(a, m, "x", expand="wordnet"), "expand"),
         (lambda a, m: mmc.tl.annotate(a, m, "no_such_column"), "not found"),
         (lambda a, m: mmc.tl.train(a, caption_key="nope"), "not found"),
         (lambda a, m: mmc.tl.train(a, model=m, use_rep="X_pca"), "expects"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from .._validation import (
     get_obs_column,
 )
 from ._embed import joint_embedding, model_provenance
-from ._query import query_keys, write_query_scores
+from ._query import query_keys, query_texts, text_embeddings, write_query_scores
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -109,18 +109,6 @@ def label_texts(
     for label, cap, name in zip(labels, caps, names, strict=True):
         out.append(list(dict.fromkeys(t.format(caption=cap, label=label, name=name) for t in templates)))
     return out
-
-
-def label_embeddings(model: MMContextEncoder, texts: list[list[str]]) -> np.ndarray:
-    """One unit vector per label: the normalised mean of its texts' embeddings."""
-    flat = [t for group in texts for t in group]
-    emb = model.encode_text(flat)
-    out, start = [], 0
-    for group in texts:
-        mean = emb[start : start + len(group)].mean(axis=0)
-        out.append(mean / max(np.linalg.norm(mean), 1e-12))
-        start += len(group)
-    return np.stack(out).astype(np.float32)
 
 
 def subtype_map(labels: Sequence[str], subtypes: Sequence[str]) -> dict[str, list[str]]:
@@ -294,7 +282,7 @@ def annotate(
     extra = list(dict.fromkeys(s for v in sub_map.values() for s in v if s not in labels))
     texts = label_texts(labels + extra, templates=templates, ontology=ontology)
     cells = joint_embedding(adata, model, use_rep)
-    all_scores = cells @ label_embeddings(model, texts).T
+    all_scores = cells @ text_embeddings(model, texts).T
     scores = all_scores[:, : len(labels)].copy()
     index = {name: i for i, name in enumerate(labels + extra)}
     for j, label in enumerate(labels):
@@ -359,6 +347,7 @@ def label_query(
     temperature: float = 0.1,
     templates: Sequence[str] | None = None,
     ontology: bool = True,
+    expand: Literal["ontology"] | None = "ontology",
     use_rep: str | None = None,
     key_added: str | Sequence[str] | None = None,
     copy: bool = False,
@@ -387,6 +376,8 @@ def label_query(
         Softmax temperature of ``p(label | cell)``; smaller trusts the best label more.
     templates, ontology
         Label texts, as in :func:`annotate`.
+    expand
+        How queries are phrased, as in :func:`mmcontext.tl.query`.
     use_rep
         ``obsm`` key of the initial embedding to embed cells from (default: reuse ``obsm['X_mmc']``).
     key_added
@@ -418,14 +409,14 @@ def label_query(
         raise ValueError(f"temperature must be > 0, got {temperature!r}.")
     labels, _ = _resolve_labels(adata, labels)
     texts = label_texts(labels, templates=templates, ontology=ontology)
-    label_emb = label_embeddings(model, texts)
+    label_emb = text_embeddings(model, texts)
     cells = joint_embedding(adata, model, use_rep)
     logits = (cells @ label_emb.T) / float(temperature)
     logits -= logits.max(axis=1, keepdims=True)
     prob = np.exp(logits)
     prob /= prob.sum(axis=1, keepdims=True)
-    scores = prob @ (model.encode_text(queries) @ label_emb.T).T
+    scores = prob @ (text_embeddings(model, query_texts(queries, expand=expand)) @ label_emb.T).T
     adata = adata.copy() if copy else adata
     write_query_scores(adata, model, queries, keys, scores,
-                       {"method": "labels", "labels": labels, "temperature": float(temperature)})
+                       {"method": "labels", "labels": labels, "temperature": float(temperature), "expand": expand})
     return adata if copy else None

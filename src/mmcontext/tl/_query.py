@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -26,6 +26,7 @@ def query(
     *,
     use_rep: str | None = None,
     key_added: str | Sequence[str] | None = None,
+    expand: Literal["ontology"] | None = "ontology",
     rerank: CellTextReranker | None = None,
     top_k: int = 100,
     copy: bool = False,
@@ -33,7 +34,11 @@ def query(
     """Score every cell against free-text queries.
 
     The score is the cosine similarity between the query's text embedding and the cell's joint
-    embedding (in [-1, 1]; higher = the cell matches the text better).
+    embedding (in [-1, 1]; higher = the cell matches the text better). A query that names a Cell Ontology
+    term (a name, synonym or CL id) is also phrased the way :func:`mmcontext.pp.captions` writes captions
+    ("A monocytes, a monocyte, a kind of mononuclear phagocyte ..., of the myeloid lineage.") and the two
+    embeddings are averaged, so the query reaches cells through the ontology's ancestors and lineage even
+    when its words never appeared in a training caption.
 
     Parameters
     ----------
@@ -46,6 +51,9 @@ def query(
     use_rep
         ``obsm`` key of the initial embedding to embed cells from. Default: reuse ``obsm['X_mmc']``
         when this model wrote it, else embed from the prepared initial embedding.
+    expand
+        ``"ontology"`` (default): add the caption-style phrasing to queries that match a CL term with
+        confidence >= :data:`EXPAND_MIN_SCORE`; other queries are used as typed. ``None``: every query as typed.
     key_added
         ``obs`` column name per query. Default: ``"mmc_"`` + the query lower-cased with non-alphanumeric
         runs replaced by ``_`` (``"natural killer cells"`` -> ``"mmc_natural_killer_cells"``).
@@ -66,7 +74,7 @@ def query(
     ``adata.obs[<key> + '_rerank']``
         with ``rerank``: float32 cross-encoder match probability of the top-k cells, NaN for the others.
     ``adata.uns['mmcontext']['query']``
-        ``queries`` and ``keys`` (parallel lists) and the model's provenance.
+        ``queries`` and ``keys`` (parallel lists), ``expand`` and the model's provenance.
 
     Examples
     --------
@@ -79,21 +87,55 @@ def query(
     check_model(model)
     queries = check_texts(queries, what="queries")
     keys = query_keys(queries, key_added)
+    phrasings = query_texts(queries, expand=expand)
     cells = joint_embedding(adata, model, use_rep)
-    texts = model.encode_text(queries)
-    scores = cells @ texts.T
+    scores = cells @ text_embeddings(model, phrasings).T
     probs = None
     if rerank is not None:
         from ._classify import rerank_scores
 
         scores, probs = rerank_scores(adata, rerank, queries, scores, top_k=top_k, axis=0, use_rep=use_rep)
     adata = adata.copy() if copy else adata
-    write_query_scores(adata, model, queries, keys, scores, {"rerank_top_k": top_k if rerank is not None else None})
+    write_query_scores(adata, model, queries, keys, scores,
+                       {"expand": expand, "rerank_top_k": top_k if rerank is not None else None})
     if probs is not None:
         for j, key in enumerate(keys):
             adata.obs[f"{key}_rerank"] = probs[:, j].astype(np.float32)
         log_added(*[(f"{k}_rerank", "obs") for k in keys])
     return adata if copy else None
+
+
+#: Smallest Cell Ontology match confidence at which :func:`query` adds a caption-style phrasing
+#: (exact names, synonyms and CL ids score 1; loose matches such as "proliferating cells" -> "cycling T cell" less).
+EXPAND_MIN_SCORE = 0.9
+
+
+def query_texts(queries: list[str], *, expand: str | None) -> list[list[str]]:
+    """The texts whose mean embedding stands for each query: the query, plus its caption-style phrasing."""
+    if expand is None:
+        return [[q] for q in queries]
+    if expand != "ontology":
+        raise ValueError(f"expand={expand!r} is not one of 'ontology', None.")
+    from .._ontology import CellOntology
+    from ._annotate import label_texts
+
+    onto = CellOntology.load()
+    matched = [onto.match(q, min_score=EXPAND_MIN_SCORE) is not None for q in queries]
+    captions = label_texts([q for q, m in zip(queries, matched, strict=True) if m]) if any(matched) else []
+    it = iter(captions)
+    return [list(dict.fromkeys([q, *next(it)])) if m else [q] for q, m in zip(queries, matched, strict=True)]
+
+
+def text_embeddings(model: MMContextEncoder, texts: list[list[str]]) -> np.ndarray:
+    """One unit vector per group of texts: the normalised mean of their embeddings (one encode call)."""
+    flat = [t for group in texts for t in group]
+    emb = model.encode_text(flat)
+    out, start = [], 0
+    for group in texts:
+        mean = emb[start : start + len(group)].mean(axis=0)
+        out.append(mean / max(np.linalg.norm(mean), 1e-12))
+        start += len(group)
+    return np.stack(out).astype(np.float32)
 
 
 def query_keys(queries: list[str], key_added: str | Sequence[str] | None) -> list[str]:
