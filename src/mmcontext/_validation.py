@@ -70,6 +70,24 @@ def check_writable(adata: AnnData, *, copy: bool, offer_copy: bool = True) -> No
         raise ValueError(f"The AnnData is backed read-only; open it with `backed='r+'`{alt}.")
 
 
+def check_expression_values(X: Any, *, what: str, fix: str = "clean the data first", start: int | None = None) -> None:
+    """Raise if the expression matrix ``X`` (dense or sparse, in memory) is non-numeric or holds NaN/inf values.
+
+    ``X`` may be a row chunk of a larger matrix starting at row ``start``; the message then names the first bad row.
+    """
+    data = X.data if sparse.issparse(X) else np.asarray(X)
+    if data.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be numeric, got dtype {data.dtype}.")
+    if data.size and not np.isfinite(data).all():
+        where = ""
+        if start is not None and sparse.issparse(X) and X.format == "csr":
+            first = int(np.flatnonzero(~np.isfinite(data))[0])
+            where = f" (first in row {start + int(np.searchsorted(X.indptr, first, side='right')) - 1})"
+        elif start is not None and not sparse.issparse(X):
+            where = f" (first in row {start + int(np.flatnonzero(~np.isfinite(data).all(axis=1))[0])})"
+        raise ValueError(f"{what} has NaN or infinite values{where}; {fix}.")
+
+
 def check_finite(X: np.ndarray, *, what: str) -> None:
     """Raise if ``X`` holds NaN or infinite values, naming how many rows are affected."""
     bad = ~np.isfinite(X)

@@ -15,6 +15,7 @@ from .._validation import (
     MMContextKeyError,
     as_float_matrix,
     check_adata,
+    check_expression_values,
     check_log_normalised,
     check_writable,
     get_layer,
@@ -32,11 +33,7 @@ def _expression(adata: AnnData, layer: str | None):
         raise ValueError(f"{what} is empty; pass `layer=` or `use_rep=`.")
     if adata.n_vars == 0:
         raise ValueError(f"The AnnData has 0 genes (shape {adata.shape}); PCA needs expression values.")
-    data = X.data if sparse.issparse(X) else np.asarray(X)
-    if data.dtype.kind not in "biuf":
-        raise TypeError(f"{what} must be numeric, got dtype {data.dtype}.")
-    if data.size and not np.isfinite(data).all():
-        raise ValueError(f"{what} has NaN or infinite values; clean the data before `prepare`.")
+    check_expression_values(X, what=what, fix="clean the data before `prepare`")
     check_log_normalised(X, what=what)
     return X, what
 
@@ -174,13 +171,12 @@ def prepare(
     params: dict = {"method": "obsm" if use_rep else method, "seed": seed}
     loadings = None
     if reference is not None:
-        from ._reference import project, resolve_space
+        from ._reference import project, reference_layer, resolve_space
 
         if use_rep is not None:
             raise ValueError("Pass either reference= (rebuild the reference's input space) or use_rep=, not both.")
         space = resolve_space(reference)
-        ref_layer = space.params.get("layer")
-        X, what = _expression(adata, layer if layer is not None or ref_layer in (None, "None") else ref_layer)
+        X, what = _expression(adata, reference_layer(space, layer))
         init, n_missing = project(X, adata.var_names, space, fill=fill)
         params.update(method=space.method, init_key=key_added, layer=layer, source=what, genes=space.genes.tolist(),
                       n_missing_genes=n_missing, reference=True, fill=fill)

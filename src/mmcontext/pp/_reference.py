@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -111,6 +112,32 @@ def resolve_space(reference: Any) -> InputSpace:
     raise TypeError(f"reference must be an MMContextEncoder or a prepared AnnData, got {type(reference).__name__}.")
 
 
+def reference_layer(space: InputSpace, layer: str | None) -> str | None:
+    """The expression layer a reference space is rebuilt from: ``layer``, else the one it was prepared on, else X."""
+    ref_layer = space.params.get("layer")
+    return layer if layer is not None or ref_layer in (None, "None") else ref_layer
+
+
+def match_genes(var_names: Any, space: InputSpace, *, fill: str = "mean") -> np.ndarray:
+    """Position in ``var_names`` of each of ``space``'s genes (-1 where missing), or an error saying how to fix it."""
+    import pandas as pd
+
+    if fill not in ("mean", "zero"):
+        raise ValueError(f"fill={fill!r} is not one of 'mean', 'zero'.")
+    names = pd.Index(np.asarray(var_names).astype(str))
+    if not names.is_unique:
+        dup = names[names.duplicated()][:3].tolist()
+        raise ValueError(f"var_names are not unique (e.g. {dup!r}); run `adata.var_names_make_unique()` first.")
+    pos = names.get_indexer(space.genes)
+    if not (pos >= 0).any():
+        raise ValueError(
+            f"None of the reference's {len(space.genes)} genes are in adata.var_names "
+            f"(e.g. {space.genes[:3].tolist()!r} vs {names[:3].tolist()!r}); the gene identifiers must match "
+            "(symbols vs Ensembl ids?)."
+        )
+    return pos
+
+
 def project(
     X: Any,
     var_names: Any,
@@ -128,38 +155,62 @@ def project(
     The float32 initial embedding (cells x ``space.n_features``) and the number of missing genes.
 
     """
-    import pandas as pd
-
-    if fill not in ("mean", "zero"):
-        raise ValueError(f"fill={fill!r} is not one of 'mean', 'zero'.")
-    names = pd.Index(np.asarray(var_names).astype(str))
-    if not names.is_unique:
-        dup = names[names.duplicated()][:3].tolist()
-        raise ValueError(f"var_names are not unique (e.g. {dup!r}); run `adata.var_names_make_unique()` first.")
-    pos = names.get_indexer(space.genes)
+    pos = match_genes(var_names, space, fill=fill)
     found = pos >= 0
     n_missing = int((~found).sum())
-    if not found.any():
-        raise ValueError(
-            f"None of the reference's {len(space.genes)} genes are in adata.var_names "
-            f"(e.g. {space.genes[:3].tolist()!r} vs {names[:3].tolist()!r}); the gene identifiers must match "
-            "(symbols vs Ensembl ids?)."
-        )
-    cols = X[:, pos[found]]
-    cols = cols.toarray() if sparse.issparse(cols) else np.asarray(cols)
-    cols = cols.astype(np.float32, copy=False)
-    G = np.empty((X.shape[0], len(space.genes)), dtype=np.float32)
-    G[:, found] = cols
+    if n_missing == 0:  # the usual case: one column selection (none if the genes are in order), no masked writes
+        same = len(pos) == X.shape[1] and bool((pos == np.arange(len(pos))).all())
+        cols = X if same else X[:, pos]
+        if sparse.issparse(cols):
+            G = cols.toarray().astype(np.float32, copy=False)
+        else:  # always a new array: the result never shares memory with adata.X
+            G = np.array(cols, dtype=np.float32) if same else np.asarray(cols, dtype=np.float32)
+    else:
+        cols = X[:, pos[found]]
+        cols = cols.toarray() if sparse.issparse(cols) else np.asarray(cols)
+        G = np.empty((X.shape[0], len(space.genes)), dtype=np.float32)
+        G[:, found] = cols
     if space.loadings is None:
-        if fill == "mean" and space.feature_mean is not None:
-            G[:, ~found] = space.feature_mean[~found]
-        else:
-            G[:, ~found] = 0.0
+        if n_missing:
+            G[:, ~found] = space.feature_mean[~found] if fill == "mean" and space.feature_mean is not None else 0.0
         return G, n_missing
     mean = space.mean if space.mean is not None else np.zeros(len(space.genes), np.float32)
-    G[:, ~found] = mean[~found] if fill == "mean" else 0.0
-    scores = (G - mean) @ space.loadings
-    return scores.astype(np.float32), n_missing
+    if n_missing:
+        G[:, ~found] = mean[~found] if fill == "mean" else 0.0
+    G -= mean
+    scores = G @ space.loadings
+    return scores.astype(np.float32, copy=False), n_missing
+
+
+def project_chunks(
+    X: Any,
+    var_names: Any,
+    space: InputSpace,
+    *,
+    fill: Literal["mean", "zero"] = "mean",
+    chunk_size: int = 10_000,
+    what: str = "adata.X",
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start, init)``: :func:`project` of ``X``'s rows ``start : start + chunk_size``, chunk after chunk.
+
+    ``X`` is anything sliced by rows into an in-memory matrix: a numpy array, a scipy sparse matrix, or the
+    ``X`` of a backed AnnData (an h5py dataset or anndata's on-disk sparse dataset), so at most ``chunk_size``
+    rows of expression are in memory at a time, and never densified beyond the gene panel. Each chunk is checked
+    (numeric, finite) before it is projected; the first 2000 rows are checked for raw counts as
+    :func:`mmcontext.pp.prepare` does.
+    """
+    from .._validation import check_expression_values, check_log_normalised
+
+    n_obs = X.shape[0]
+    for start in range(0, n_obs, chunk_size):
+        rows = X[start : start + chunk_size]
+        if sparse.issparse(rows) and rows.format != "csr":
+            rows = rows.tocsr()
+        check_expression_values(rows, what=what, start=start)
+        if start == 0:
+            check_log_normalised(rows if chunk_size >= 2000 else X[:2000], what=what)
+        init, _ = project(rows, var_names, space, fill=fill)
+        yield start, init
 
 
 def log_missing(n_missing: int, n_genes: int) -> None:

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from .. import _keys
-from .._logging import log_added
+from .._logging import log_added, logger
 from .._provenance import record, text_fingerprint
 from .._settings import settings
-from .._validation import check_adata, check_key_added, check_model, check_writable, get_obsm
+from .._validation import check_adata, check_key_added, check_model, check_writable, get_layer, get_obsm
 from ..pp._prepare import init_key
+from ..pp._reference import log_missing, match_genes, project_chunks, reference_layer, space_from_model
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
     from ..models import MMContextEncoder
+
+
+#: Cells read from the expression matrix at a time by :func:`embed` with ``use_rep="X"``.
+DEFAULT_CHUNK_SIZE = 10_000
 
 
 def model_fingerprint(model: MMContextEncoder) -> str:
@@ -42,18 +50,154 @@ def model_provenance(model: MMContextEncoder) -> dict:
     }
 
 
-def cell_embeddings(adata: AnnData, model: MMContextEncoder, use_rep: str | None, batch_size: int | None) -> np.ndarray:
-    """Embed the cells of ``adata`` from their initial embedding, checking it against the model."""
-    key = init_key(adata, use_rep)
-    X = get_obsm(adata, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
-    if X.shape[1] != model.input_dim:
-        space = model.omics_encoder.input_space
+def _check_chunk_size(chunk_size: Any) -> int:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer (cells read at a time), got {chunk_size!r}.")
+    return int(chunk_size)
+
+
+def _source(adata: AnnData, model: MMContextEncoder, use_rep: str | None, layer: str | None) -> str:
+    """``"X"`` (rebuild the model's input space from expression) or the ``obsm`` key of the initial embedding."""
+    if use_rep == "X":
+        return "X"
+    if use_rep is not None:
+        if layer is not None:
+            raise ValueError(f"layer={layer!r} is read only with use_rep='X' (or use_rep=None); "
+                             f"use_rep={use_rep!r} is an obsm key used as is. Leave out one of them.")
+        return use_rep
+    if layer is None:
+        key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("init_key", _keys.X_INIT)
+        if key in adata.obsm or space_from_model(model) is None:
+            return init_key(adata, None)  # the prepared initial embedding, or the error saying how to make one
+    return "X"
+
+
+def _plan(
+    adata: AnnData,
+    model: MMContextEncoder,
+    use_rep: str | None,
+    *,
+    layer: str | None,
+    fill: str,
+    chunk_size: int,
+    batch_size: int | None,
+) -> tuple[Iterator[tuple[int, np.ndarray]], dict[str, Any]]:
+    """Validate what can be checked up front; return a lazy iterator of ``(start, embedding rows)`` and the params.
+
+    Nothing beyond what the checks need is read until the iterator runs.
+    """
+    batch_size = batch_size or settings.batch_size
+    chunk_size = _check_chunk_size(chunk_size)
+    source = _source(adata, model, use_rep, layer)
+    if source != "X":
+        X = get_obsm(adata, source, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
+        if X.shape[1] != model.input_dim:
+            space = model.omics_encoder.input_space
+            raise ValueError(
+                f"adata.obsm[{source!r}] has {X.shape[1]} features but the model's omics tower expects "
+                f"{model.input_dim}{f' (trained on {space})' if space else ''}. Prepare the data in the model's input "
+                "space, e.g. `mmc.pp.prepare(adata, reference=model)`, or pass the matching `use_rep=`."
+            )
+
+        def whole() -> Iterator[tuple[int, np.ndarray]]:
+            yield 0, model.encode_cells(X, batch_size=batch_size)
+
+        return whole(), {"use_rep": source}
+
+    space = space_from_model(model)
+    if space is None:
         raise ValueError(
-            f"adata.obsm[{key!r}] has {X.shape[1]} features but the model's omics tower expects {model.input_dim}"
-            f"{f' (trained on {space})' if space else ''}. Prepare the data in the model's input space, "
-            "e.g. `mmc.pp.prepare(adata, reference=model)`, or pass the matching `use_rep=`."
+            "use_rep='X' rebuilds the model's input space from expression, but this model carries no gene panel or "
+            "PCA loadings (it was trained on an obsm key given as use_rep=, or built by hand). Pass that obsm key as "
+            "`use_rep=`, or set the space with `model.omics_encoder.set_input_arrays(genes=..., loadings=...)`."
         )
-    return model.encode_cells(X, batch_size=batch_size or settings.batch_size)
+    if space.n_features != model.input_dim:
+        raise ValueError(f"The model's input space has {space.n_features} features but its omics tower reads "
+                         f"{model.input_dim}; the saved model is inconsistent.")
+    expr_layer = reference_layer(space, layer)
+    X, what = get_layer(adata, expr_layer)
+    if X is None:
+        raise ValueError(f"{what} is empty; pass `layer=` or an obsm key as `use_rep=`.")
+    pos = match_genes(adata.var_names, space, fill=fill)
+    if getattr(X, "format", None) == "csc":
+        logger.warning("%s is CSC: every chunk of rows reads all of it. Store it as CSR (`X.tocsr()`) to stream.", what)
+    n_missing = int((pos < 0).sum())
+    params = {"use_rep": "X", "layer": expr_layer, "source": what, "input_space": space.method, "fill": fill,
+              "chunk_size": chunk_size, "n_missing_genes": n_missing, "n_genes": len(space.genes)}
+
+    def chunks() -> Iterator[tuple[int, np.ndarray]]:
+        for start, init in project_chunks(X, adata.var_names, space, fill=fill, chunk_size=chunk_size, what=what):
+            yield start, model.encode_cells(init, batch_size=batch_size, show_progress_bar=False)
+
+    return chunks(), params
+
+
+def _progress(chunks: Iterator[tuple[int, np.ndarray]], n_obs: int, params: dict) -> Iterator[tuple[int, np.ndarray]]:
+    from tqdm.auto import tqdm
+
+    if "chunk_size" not in params:
+        return chunks
+    total = -(-n_obs // params["chunk_size"])
+    return tqdm(chunks, total=total, desc="Embedding cells", unit="chunk", disable=not settings.progress or total < 2)
+
+
+def _collect(chunks: Iterator[tuple[int, np.ndarray]], n_obs: int, dim: int) -> np.ndarray:
+    out = np.empty((n_obs, dim), dtype=np.float32)
+    done = 0
+    for start, emb in chunks:
+        out[start : start + len(emb)] = emb
+        done += len(emb)
+    if done != n_obs:  # pragma: no cover - a broken reader
+        raise RuntimeError(f"Embedded {done} of {n_obs} cells.")
+    return out
+
+
+def _write_npy(path: Path, chunks: Iterator[tuple[int, np.ndarray]], n_obs: int, dim: int) -> None:
+    """Stream the rows into a ``.npy`` file: a temporary sibling, moved into place only when every row is in."""
+    from .._io import atomic_file
+
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False, "shape": (n_obs, dim)}
+    with atomic_file(path) as tmp:
+        done = 0
+        with open(tmp, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
+            for start, emb in chunks:
+                if start != done:  # pragma: no cover - chunks come in order
+                    raise RuntimeError(f"Chunk at row {start} out of order (expected {done}).")
+                fh.write(np.ascontiguousarray(emb, dtype="<f4").tobytes())
+                done += len(emb)
+        if done != n_obs:  # pragma: no cover - a broken reader
+            raise RuntimeError(f"Embedded {done} of {n_obs} cells.")
+
+
+def _check_out(out: Any) -> Path:
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a path to a .npy file, got {type(out).__name__}.")
+    path = Path(out)
+    if path.suffix != ".npy":
+        raise ValueError(f"out={str(out)!r} must end in '.npy' (the embedding is written as a numpy array file).")
+    if path.is_dir():
+        raise ValueError(f"out={str(out)!r} is a folder; pass a file name ending in '.npy'.")
+    return path
+
+
+def cell_embeddings(
+    adata: AnnData,
+    model: MMContextEncoder,
+    use_rep: str | None,
+    batch_size: int | None,
+    *,
+    layer: str | None = None,
+    fill: Literal["mean", "zero"] = "mean",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> np.ndarray:
+    """Embed the cells of ``adata`` (see :func:`embed` for ``use_rep``), checking the input against the model."""
+    chunks, params = _plan(adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size,
+                           batch_size=batch_size)
+    emb = _collect(_progress(chunks, adata.n_obs, params), adata.n_obs, model.omics_encoder.output_dim)
+    if params["use_rep"] == "X":
+        log_missing(params["n_missing_genes"], params["n_genes"])
+    return emb
 
 
 def embed(
@@ -61,29 +205,56 @@ def embed(
     model: MMContextEncoder,
     *,
     use_rep: str | None = None,
+    layer: str | None = None,
+    fill: Literal["mean", "zero"] = "mean",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    out: str | os.PathLike | None = None,
     key_added: str = _keys.X_MMC,
     batch_size: int | None = None,
     copy: bool = False,
 ) -> AnnData | None:
-    """Embed cells into the joint cell-text space.
+    """Embed cells into the joint cell-text space, from an initial embedding or streamed from expression.
 
     Each cell's embedding depends only on its own initial embedding (not on the batch or the
-    other cells), so embedding a subset gives the same rows.
+    other cells), so embedding a subset, or in chunks of any size, gives the same rows.
+
+    Atlases that do not fit in memory: open the file backed (``anndata.read_h5ad(path, backed="r")``) and pass
+    ``out="embedding.npy"``. The expression is then read ``chunk_size`` cells at a time, each chunk is projected
+    into the model's gene panel or PCA space by gene name (as :func:`mmcontext.pp.prepare` with ``reference=model``
+    does) and embedded, and the rows are written to the file as they come; neither the dense expression nor the
+    embedding is held in memory whole.
 
     Parameters
     ----------
     adata
-        Annotated data matrix with an initial embedding (see :func:`mmcontext.pp.prepare`).
+        Annotated data matrix: prepared (see :func:`mmcontext.pp.prepare`), or with expression by gene name for a
+        model that carries its input space (every model trained on ``method="genes"`` or ``"pca"``). May be backed.
     model
         A trained :class:`~mmcontext.models.MMContextEncoder`.
     use_rep
-        ``obsm`` key of the initial embedding; default: the one :func:`~mmcontext.pp.prepare` recorded.
+        Where the model's input comes from. An ``obsm`` key: that initial embedding as is. ``"X"``: rebuilt from
+        the expression (``adata.X`` or ``layer``) in the model's input space, streamed in chunks. ``None``
+        (default): the initial embedding :func:`~mmcontext.pp.prepare` recorded when ``adata.obsm`` holds it and no
+        ``layer`` is given, else ``"X"``.
+    layer
+        With ``use_rep="X"``: expression layer to read instead of ``adata.X`` (default: the layer the model's
+        training data was prepared from, else ``adata.X``). Log-normalised like the training data.
+    fill
+        With ``use_rep="X"``: value for model genes missing from ``adata.var_names``, as in
+        :func:`mmcontext.pp.prepare` — ``"mean"`` (the training mean of that feature) or ``"zero"``.
+    chunk_size
+        With ``use_rep="X"``: cells read from the expression matrix at a time. Memory grows with
+        ``chunk_size`` x the model's input dimension; results do not depend on it.
+    out
+        Path of a ``.npy`` file to write the embedding to instead of ``adata.obsm`` — the way to embed a read-only
+        backed AnnData. ``adata`` is left unchanged. The file appears only when every row is written
+        (a temporary sibling is removed on error).
     key_added
-        ``obsm`` key to write.
+        ``obsm`` key to write (without ``out``).
     batch_size
         Cells per forward pass (default :attr:`mmcontext.settings.batch_size`).
     copy
-        Return a copy instead of writing into ``adata``.
+        Return a copy instead of writing into ``adata`` (not for backed AnnData).
 
     Returns
     -------
@@ -92,22 +263,63 @@ def embed(
     ``adata.obsm[key_added]``
         float32 array, cells x embedding dimension, rows of unit length.
     ``adata.uns['mmcontext']['embed']``
-        Model name/path and fingerprint, the initial embedding used, dimensions.
+        Model name/path and fingerprint, dimensions, ``use_rep`` (the obsm key, or ``"X"``); with ``"X"`` also
+        ``layer``, ``source``, ``input_space`` (``"genes"`` or ``"pca"``), ``fill``, ``chunk_size``,
+        ``n_missing_genes``.
+
+    With ``out``: ``None``; ``adata`` is unchanged and the file ``out`` holds the float32 array (cells x embedding
+    dimension, unit rows, in the order of ``adata.obs_names``) — read it with ``np.load(out, mmap_mode="r")``.
+    A backed AnnData opened with ``backed="r+"`` gets ``obsm[key_added]`` in memory; ``adata.write()`` saves it.
 
     Examples
     --------
     >>> mmc.tl.embed(adata, model)  # doctest: +SKIP
     >>> sc.pp.neighbors(adata, use_rep="X_mmc")  # doctest: +SKIP
 
+    A 2-million-cell atlas, never loaded into memory:
+
+    >>> atlas = anndata.read_h5ad("atlas.h5ad", backed="r")  # doctest: +SKIP
+    >>> mmc.tl.embed(atlas, model, out="atlas_mmc.npy", chunk_size=20_000)  # doctest: +SKIP
+    >>> emb = np.load("atlas_mmc.npy", mmap_mode="r")  # doctest: +SKIP
+
     """
     check_adata(adata)
-    check_writable(adata, copy=copy)
     check_model(model)
     check_key_added(key_added)
-    emb = cell_embeddings(adata, model, use_rep, batch_size)
+    if out is not None:
+        out = _check_out(out)
+        if copy:
+            raise ValueError("Pass either out= (the embedding goes to a file, adata is unchanged) or copy=True.")
+    elif adata.isbacked and copy:
+        raise ValueError(
+            "copy=True would load the backed AnnData into memory. Pass `out='embedding.npy'` to stream the embedding "
+            "to a file, open the file with `backed='r+'` to add obsm, or call `adata.to_memory()` first."
+        )
+    elif adata.isbacked and not adata.is_view and getattr(adata.file, "_filemode", "r") == "r":
+        raise ValueError(
+            f"The AnnData is backed read-only ({adata.filename}); adata.obsm cannot be written. Pass "
+            "`out='embedding.npy'` to stream the embedding to a file, or open it with `backed='r+'` "
+            "(then `adata.write()` saves obsm[key_added])."
+        )
+    else:
+        check_writable(adata, copy=copy)
+    chunks, params = _plan(adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size,
+                           batch_size=batch_size)
+    n_obs, dim = adata.n_obs, model.omics_encoder.output_dim
+    chunks = _progress(chunks, n_obs, params)
+    from_x = params["use_rep"] == "X"
+    if out is not None:
+        _write_npy(out, chunks, n_obs, dim)
+        if from_x:
+            log_missing(params["n_missing_genes"], params["n_genes"])
+        logger.info("wrote %s (%d cells x %d, float32)", out, n_obs, dim)
+        return None
+    emb = _collect(chunks, n_obs, dim)
     adata = adata.copy() if copy else adata
     adata.obsm[key_added] = emb
-    record(adata, "embed", {**model_provenance(model), "use_rep": init_key(adata, use_rep), "key_added": key_added})
+    record(adata, "embed", {**model_provenance(model), **params, "key_added": key_added})
+    if from_x:
+        log_missing(params["n_missing_genes"], params["n_genes"])
     log_added((key_added, "obsm"))
     return adata if copy else None
 
