@@ -89,14 +89,14 @@ def test_query_reuses_joint_embedding_only_from_the_same_model(trained_model, pb
     assert adata.obs["mmc_monocytes"].std() > 0
 
 
-def test_query_expansion_adds_the_caption_phrasing_of_ontology_terms_only(trained_model, pbmc_split):
+def test_query_expansion_phrases_ontology_terms_as_captions_only(trained_model, pbmc_split):
     from mmcontext.tl._query import query_texts
 
     texts = query_texts(["monocytes", "CL:0000623", "cells with high mitochondrial content", "proliferating cells"],
                         expand="ontology")
-    assert texts[0][0] == "monocytes" and len(texts[0]) == 2
-    assert "mononuclear phagocyte" in texts[0][1] and "myeloid lineage" in texts[0][1]
-    assert "natural killer cell" in texts[1][1]
+    assert len(texts[0]) == 1 and texts[0][0].startswith("A monocytes, a monocyte")
+    assert "mononuclear phagocyte" in texts[0][0] and "myeloid lineage" in texts[0][0]
+    assert "natural killer cell" in texts[1][0]
     assert texts[2] == ["cells with high mitochondrial content"]
     assert texts[3] == ["proliferating cells"]  # a loose match ("cycling T cell") is not used
     assert query_texts(["monocytes"], expand=None) == [["monocytes"]]

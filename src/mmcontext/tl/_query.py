@@ -35,10 +35,10 @@ def query(
 
     The score is the cosine similarity between the query's text embedding and the cell's joint
     embedding (in [-1, 1]; higher = the cell matches the text better). A query that names a Cell Ontology
-    term (a name, synonym or CL id) is also phrased the way :func:`mmcontext.pp.captions` writes captions
-    ("A monocytes, a monocyte, a kind of mononuclear phagocyte ..., of the myeloid lineage.") and the two
-    embeddings are averaged, so the query reaches cells through the ontology's ancestors and lineage even
-    when its words never appeared in a training caption.
+    term (a name, synonym or CL id) is embedded in the form :func:`mmcontext.pp.captions` writes captions
+    ("monocytes" -> "A monocytes, a monocyte, a kind of mononuclear phagocyte and leukocyte, of the myeloid
+    lineage."), so it reaches cells through the ontology's ancestors and lineage even when the cell type never
+    appeared in a training caption.
 
     Parameters
     ----------
@@ -52,8 +52,8 @@ def query(
         ``obsm`` key of the initial embedding to embed cells from. Default: reuse ``obsm['X_mmc']``
         when this model wrote it, else embed from the prepared initial embedding.
     expand
-        ``"ontology"`` (default): add the caption-style phrasing to queries that match a CL term with
-        confidence >= :data:`EXPAND_MIN_SCORE`; other queries are used as typed. ``None``: every query as typed.
+        ``"ontology"`` (default): queries that match a CL term with confidence >= :data:`EXPAND_MIN_SCORE`
+        are phrased as captions; other queries are used as typed. ``None``: every query as typed.
     key_added
         ``obs`` column name per query. Default: ``"mmc_"`` + the query lower-cased with non-alphanumeric
         runs replaced by ``_`` (``"natural killer cells"`` -> ``"mmc_natural_killer_cells"``).
@@ -105,13 +105,13 @@ def query(
     return adata if copy else None
 
 
-#: Smallest Cell Ontology match confidence at which :func:`query` adds a caption-style phrasing
+#: Smallest Cell Ontology match confidence at which :func:`query` phrases a query as a caption
 #: (exact names, synonyms and CL ids score 1; loose matches such as "proliferating cells" -> "cycling T cell" less).
 EXPAND_MIN_SCORE = 0.9
 
 
 def query_texts(queries: list[str], *, expand: str | None) -> list[list[str]]:
-    """The texts whose mean embedding stands for each query: the query, plus its caption-style phrasing."""
+    """The texts whose mean embedding stands for each query: its caption phrasing for a CL term, else itself."""
     if expand is None:
         return [[q] for q in queries]
     if expand != "ontology":
@@ -123,7 +123,7 @@ def query_texts(queries: list[str], *, expand: str | None) -> list[list[str]]:
     matched = [onto.match(q, min_score=EXPAND_MIN_SCORE) is not None for q in queries]
     captions = label_texts([q for q, m in zip(queries, matched, strict=True) if m]) if any(matched) else []
     it = iter(captions)
-    return [list(dict.fromkeys([q, *next(it)])) if m else [q] for q, m in zip(queries, matched, strict=True)]
+    return [next(it) if m else [q] for q, m in zip(queries, matched, strict=True)]
 
 
 def text_embeddings(model: MMContextEncoder, texts: list[list[str]]) -> np.ndarray:
