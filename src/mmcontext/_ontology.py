@@ -460,6 +460,32 @@ class CellOntology:
         key = self.term(term_id).id
         return [d for _, d in self._descendants.get(key, [])]
 
+    def ancestors(self, term_id: str) -> list[str]:
+        """Return the ids of a term's ancestors, nearest first, without the generic ones.
+
+        The ids behind :attr:`OntologyTerm.ancestors` (which holds names): ancestors named in
+        :data:`GENERIC_ANCESTORS` (``"cell"``, ``"somatic cell"``, ...) are left out.
+
+        Parameters
+        ----------
+        term_id
+            A CL id.
+
+        Returns
+        -------
+        Ancestor ids, sorted by distance then name; the term itself is not included.
+
+        Examples
+        --------
+        >>> "CL:0000084" in CellOntology.load().ancestors("CL:0000625")
+        True
+
+        """
+        key = self.term(term_id).id
+        ancestors = self._raw[key].get("ancestors", {})
+        ranked = sorted((d, self._raw[a]["label"], a) for a, d in ancestors.items() if a in self._raw)
+        return [a for _, name, a in ranked if name not in GENERIC_ANCESTORS]
+
     # ------------------------------------------------------------------ matching
     def _token_weights(self, tokens: tuple[str, ...]) -> dict[str, float]:
         """IDF weight of each token; unseen tokens get the largest IDF."""

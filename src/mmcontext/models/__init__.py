@@ -4,7 +4,7 @@ from ._classifier import ClassifierHead
 from ._encoder import MMContextEncoder, load
 from ._evaluator import CellCaptionEvaluator
 from ._io import save_model
-from ._losses import LOSSES, CaptionAwareMNRLoss, CLIPLoss, make_loss
+from ._losses import LOSSES, CaptionAwareMNRLoss, CLIPLoss, TextPairMNRLoss, make_loss
 from ._omics import OmicsEncoder
 from ._processor import ArrayStore, MMContextProcessor
 from ._reranker import CellTextReranker
@@ -25,6 +25,7 @@ __all__ = [
     "MMContextProcessor",
     "OmicsEncoder",
     "StoreIntegrityError",
+    "TextPairMNRLoss",
     "load",
     "make_loss",
     "open_store",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 from sentence_transformers.base.losses.merged_forward import embed_columns
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -73,6 +74,49 @@ class CaptionAwareMNRLoss(MultipleNegativesRankingLoss):
             cos = torch.nn.functional.cosine_similarity(anchors, embeddings[1], dim=1)
             loss = loss + self.align * (1 - cos).mean()
         return loss
+
+
+def _text_keys(features: dict[str, Tensor]) -> list[bytes]:
+    """The unpadded token ids of each row, comparable across columns of different padded lengths."""
+    ids = features["input_ids"]
+    mask = features.get("attention_mask")
+    lengths = mask.sum(dim=1).tolist() if mask is not None else [ids.shape[1]] * ids.shape[0]
+    rows = ids.detach().cpu().numpy()
+    return [rows[i, : lengths[i]].tobytes() for i in range(len(rows))]
+
+
+class TextPairMNRLoss(MultipleNegativesRankingLoss):
+    """MultipleNegativesRankingLoss over (text, text) pairs whose texts repeat across pairs.
+
+    Ontology pairs share texts: a CL name is the positive of each of its synonyms and the anchor of
+    each of its ancestors; an ancestor such as ``"leukocyte"`` is the positive of dozens of pairs.
+    For anchor ``i``, an in-batch candidate ``j`` is not counted as a negative when it is the same
+    text as ``i``'s positive, the same text as the anchor itself, or the positive of another pair with
+    the same anchor (a name with several ancestors). With all-distinct texts it equals MNRL.
+
+    Parameters
+    ----------
+    model
+        The SentenceTransformer being trained.
+    **kwargs
+        Passed to ``MultipleNegativesRankingLoss`` (``scale``, ``similarity_fct``).
+
+    """
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
+        sentence_features = list(sentence_features)
+        if len(sentence_features) != 2:
+            raise ValueError(f"TextPairMNRLoss takes (text, text) pairs, got {len(sentence_features)} columns.")
+        anchor_keys, positive_keys = (_text_keys(f) for f in sentence_features)
+        _, codes = np.unique(np.array(anchor_keys + positive_keys, dtype=object), return_inverse=True)
+        n = len(anchor_keys)
+        anc, pos = torch.as_tensor(codes[:n]), torch.as_tensor(codes[n:])
+        mask = (pos[None, :] == pos[:, None]) | (anc[None, :] == anc[:, None]) | (pos[None, :] == anc[:, None])
+        mask.fill_diagonal_(False)
+        anchors, positives = embed_columns(self.model, sentence_features)
+        scores = self.similarity_fct(anchors, positives) * self.scale
+        scores = scores.masked_fill(mask.to(scores.device), float("-inf"))
+        return torch.nn.functional.cross_entropy(scores, torch.arange(n, device=scores.device))
 
 
 class CLIPLoss(torch.nn.Module):

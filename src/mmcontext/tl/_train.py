@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from ._checkpoints import checkpoint_dir, last_checkpoint, work_dir
 
 if TYPE_CHECKING:
     from anndata import AnnData
+    from datasets import Dataset
 
     from ..models import MMContextEncoder
 
@@ -51,6 +53,7 @@ def train(
     learning_rate: float = 1e-3,
     text_learning_rate: float = 2e-5,
     text_trainable: bool | int | str = False,
+    text_pairs: str | Sequence[tuple[str, str]] | Dataset | None = None,
     loss: str = "mnrl",
     matryoshka_dims: list[int] | None = None,
     loss_kwargs: dict[str, Any] | None = None,
@@ -101,6 +104,16 @@ def train(
         Learning rate of the text layers that train (``text_trainable``).
     text_trainable
         ``False`` (default) freezes the text tower; ``True`` trains all of it; an ``int`` trains its top n layers.
+    text_pairs
+        Extra text-to-text training pairs that teach the text tower cell type vocabulary while it trains:
+        ``"ontology"`` (Cell Ontology ``(synonym, name)``, ``(definition, name)`` and ``(name, ancestor)`` pairs of the
+        terms matching the training cells' cell type labels -- the column the captions were built from -- and of all
+        their ancestors), a sequence of ``(text_a, text_b)`` pairs, or a ``datasets.Dataset`` with two text columns.
+        They train with in-batch negatives (:class:`~mmcontext.models.TextPairMNRLoss`, texts repeated across pairs
+        not counted as negatives) in batches of their own, next to the cell-caption batches (sentence-transformers
+        multi-dataset training, batches drawn in proportion to each dataset's size; ``loss_kwargs`` apply to the
+        cell-caption loss only). Needs a text tower that trains: with ``text_trainable=False`` a ValueError asks
+        for ``text_trainable=2`` (top two layers) or ``True``. Default ``None``: cell-caption pairs only.
     loss
         ``"mnrl"`` (default; in-batch negatives, repeated captions not counted as negatives, plus a term pulling
         each cell onto its caption's embedding so free-text queries behave like caption queries), ``"cached_mnrl"``
@@ -141,11 +154,14 @@ def train(
     -------
     The trained :class:`~mmcontext.models.MMContextEncoder`; its training log is in ``model.mmc_history``
     (also written to ``output_dir/training_history.json``). Records the parameters in
-    ``adata.uns['mmcontext']['train']``.
+    ``adata.uns['mmcontext']['train']``, ``text_pairs`` among them: ``None``, or ``{"kind": "ontology" | "pairs" |
+    "dataset", "n_pairs": ...}`` (for ``"ontology"`` also ``cell_type_key``, ``n_terms``, ``n_labels_matched`` and
+    the ``unmatched`` labels).
 
     Examples
     --------
     >>> model = mmc.tl.train(adata, epochs=5)  # doctest: +SKIP
+    >>> model = mmc.tl.train(adata, text_trainable=2, text_pairs="ontology")  # doctest: +SKIP
 
     """
     ds_in = None
@@ -183,6 +199,13 @@ def train(
     if n_skipped := int((~ok).sum()):
         logger.warning("%d cells have no caption in adata.obs[%r]; they are left out of training.", n_skipped,
                        caption_key)
+    pairs_ds = pairs_info = None
+    if text_pairs is not None:
+        from ._text_pairs import build_text_pairs
+
+        pairs_ds, pairs_info = build_text_pairs(text_pairs, text_trainable=text_trainable, adata=adata,
+                                                caption_key=caption_key if ds_in is None else None,
+                                                cells=ok if ds_in is None else None)
 
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainingArguments
@@ -229,6 +252,15 @@ def train(
     train_ds = dataset(train_cells) if ds_in is None else ds_in["train"]
     eval_ds = (dataset(val_cells) if n_val else None) if ds_in is None else ds_in["eval"]
     steps_per_epoch = math.ceil(len(train_ds) / batch_size)
+    router_mapping = ds_in["router_mapping"] if ds_in else {"cell": "omics", "caption": "text", "negative": "text"}
+    evaluator = _evaluator(eval_ds)
+    loss_fn = make_loss(loss, model, matryoshka_dims=matryoshka_dims, **(loss_kwargs or {}))
+    if pairs_ds is not None:  # a second dataset and loss: text pairs train the text tower in batches of their own
+        from ._text_pairs import with_text_pairs
+
+        steps_per_epoch += math.ceil(len(pairs_ds) / batch_size)
+        train_ds, eval_ds, router_mapping, loss_fn = with_text_pairs(train_ds, eval_ds, router_mapping, loss_fn,
+                                                                     pairs_ds, model, matryoshka_dims=matryoshka_dims)
     ckpt_dir = checkpoint_dir(output_dir) if save_steps is not None or resume else None
     last = last_checkpoint(ckpt_dir) if resume else None
     if resume:
@@ -244,8 +276,7 @@ def train(
             warmup_steps=training_args.pop("warmup_steps", 0.1),
             seed=seed,
             data_seed=seed,
-            router_mapping=(ds_in["router_mapping"] if ds_in
-                            else {"cell": "omics", "caption": "text", "negative": "text"}),
+            router_mapping=router_mapping,
             eval_strategy="epoch" if eval_ds is not None else "no",
             save_strategy="steps" if save_steps else "no",
             save_steps=save_steps or 500,
@@ -256,7 +287,6 @@ def train(
             use_cpu=str(model.device) == "cpu",
             **training_args,
         )
-        evaluator = _evaluator(eval_ds)
         keeper = KeepBestCallback(model, f"eval_{evaluator.primary_metric}") if keep_best and evaluator else None
         if keep_best and keeper is None:
             raise ValueError("keep_best=True needs validation cells: set validation_split > 0 (or a validation split).")
@@ -266,7 +296,7 @@ def train(
             train_dataset=train_ds,
             eval_dataset=eval_ds,
             evaluator=evaluator,
-            loss=make_loss(loss, model, matryoshka_dims=matryoshka_dims, **(loss_kwargs or {})),
+            loss=loss_fn,
             text_learning_rate=text_learning_rate,
             callbacks=[c for c in (ds_in and ds_in["callback"], keeper) if c] or None,
         )
@@ -294,6 +324,7 @@ def train(
         "text_trainable": str(text_trainable),
         "loss": loss,
         "matryoshka_dims": list(matryoshka_dims or []),
+        "text_pairs": pairs_info,
         "text_model": str(model.model_card_data.base_model),
         "seed": seed,
         "best_epoch": keeper.best_epoch if keeper else None,

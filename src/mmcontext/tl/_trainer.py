@@ -40,6 +40,13 @@ class MMContextTrainer(SentenceTransformerTrainer):
         self.text_learning_rate = text_learning_rate
         super().__init__(*args, **kwargs)
 
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        # Multi-dataset training (train(text_pairs=...)) validates on its cells alone, a one-entry dict: evaluate it
+        # by name under the plain prefix, so the log keeps "eval_loss" rather than "eval_cells_loss".
+        if eval_dataset is None and isinstance(self.eval_dataset, dict) and len(self.eval_dataset) == 1:
+            eval_dataset = next(iter(self.eval_dataset))
+        return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+
     def _save(self, *args, **kwargs):
         with _plain_text_route(self.model):
             return super()._save(*args, **kwargs)
