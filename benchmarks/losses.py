@@ -16,6 +16,8 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from _pbmc import pbmc_train_test  # benchmarks/_pbmc.py (the script's folder is on sys.path)
+
 import mmcontext as mmc
 from mmcontext.models._losses import LOSSES
 
@@ -35,10 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     mmc.settings.progress = False
 
-    adata = mmc.datasets.pbmc68k_reduced()
-    mmc.pp.prepare(adata, caption_keys={"cell_type": "bulk_labels"})
-    train_idx, test_idx = mmc.datasets.pbmc_split(adata)
-    train, test = adata[train_idx].copy(), adata[test_idx].copy()
+    data = pbmc_train_test()
+    train, test = data.train, data.test
     rows = []
     for loss in args.losses.split(","):
         start = time.perf_counter()
@@ -49,7 +49,7 @@ def main() -> None:
         rows.append((loss, res["accuracy"], res["balanced_accuracy"], res["macro_f1"], seconds))
         print(f"done {loss}: accuracy {res['accuracy']:.3f} in {seconds:.0f} s", flush=True)
     best = max(r[1] for r in rows)
-    print(f"\npbmc68k_reduced held-out zero-shot ({len(test_idx)} cells), {args.epochs} epochs, seed {args.seed}")
+    print(f"\npbmc68k_reduced held-out zero-shot ({test.n_obs} cells), {args.epochs} epochs, seed {args.seed}")
     print(f"{'loss':<12} {'accuracy':>8} {'bal_acc':>8} {'macro_f1':>8} {'train_s':>8} {'gap':>7}")
     for loss, acc, bal, f1, sec in rows:
         print(f"{loss:<12} {acc:8.3f} {bal:8.3f} {f1:8.3f} {sec:8.1f} {best - acc:7.3f}")

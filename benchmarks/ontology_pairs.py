@@ -35,11 +35,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 import pandas as pd
+from _pbmc import pbmc_train_test  # benchmarks/_pbmc.py (the script's folder is on sys.path)
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 import mmcontext as mmc
 from mmcontext._keys import query_key
-from mmcontext.datasets import PBMC_LABEL_KEY, PBMC_QUERIES, pbmc_split
+from mmcontext.datasets import PBMC_LABEL_KEY, PBMC_QUERIES
 
 SETUPS: dict[str, dict] = {
     "frozen text (default)": {},
@@ -58,12 +59,8 @@ def main() -> None:
     pd.set_option("display.width", 200)
     start = time.perf_counter()
 
-    adata = mmc.datasets.pbmc68k_reduced()
-    mmc.pp.prepare(adata, caption_keys={"cell_type": PBMC_LABEL_KEY})
-    tr, te = pbmc_split(adata)
-    train, test = adata[tr].copy(), adata[te].copy()
-    truth = test.obs[PBMC_LABEL_KEY].astype(str).to_numpy()
-    labels = list(adata.obs[PBMC_LABEL_KEY].cat.categories)
+    data = pbmc_train_test()
+    train, test, truth, labels = data.train, data.test, data.truth, data.labels
 
     def fit(cells, kwargs):
         t0 = time.perf_counter()

@@ -34,13 +34,14 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
+from _pbmc import pbmc_train_test  # benchmarks/_pbmc.py (the script's folder is on sys.path)
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
 import mmcontext as mmc
 from mmcontext._keys import query_key
-from mmcontext.datasets import PBMC_LABEL_KEY, PBMC_QUERIES, pbmc_split
+from mmcontext.datasets import PBMC_LABEL_KEY, PBMC_QUERIES
 
 #: Textbook marker genes per query (those missing from pbmc68k_reduced's 765 genes are dropped).
 MARKERS: dict[str, list[str]] = {
@@ -100,12 +101,8 @@ def main() -> None:
     start = time.perf_counter()
     pd.set_option("display.width", 160)
 
-    adata = mmc.datasets.pbmc68k_reduced()
-    mmc.pp.prepare(adata, caption_keys={"cell_type": PBMC_LABEL_KEY})
-    tr, te = pbmc_split(adata)
-    train, test = adata[tr].copy(), adata[te].copy()
-    truth = test.obs[PBMC_LABEL_KEY].astype(str).to_numpy()
-    labels = list(adata.obs[PBMC_LABEL_KEY].cat.categories)
+    data = pbmc_train_test()
+    train, test, truth, labels = data.train, data.test, data.truth, data.labels
     majority = float(pd.Series(truth).value_counts(normalize=True).iloc[0])
 
     # -- 1. labels ---------------------------------------------------------------------------------

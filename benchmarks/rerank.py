@@ -24,6 +24,7 @@ import time
 import anndata as ad
 import numpy as np
 import pandas as pd
+from _pbmc import pbmc_train_test  # benchmarks/_pbmc.py (the script's folder is on sys.path)
 
 import mmcontext as mmc
 
@@ -94,10 +95,8 @@ def main() -> None:
     args = parser.parse_args()
     mmc.settings.progress = False
 
-    adata = mmc.datasets.pbmc68k_reduced()
-    mmc.pp.prepare(adata, caption_keys={"cell_type": LABEL})
-    tr, te = mmc.datasets.pbmc_split(adata)
-    train, test = adata[tr].copy(), adata[te].copy()
+    data = pbmc_train_test()
+    adata, tr, train, test = data.adata, data.tr, data.train, data.test
     is_train = np.isin(np.arange(adata.n_obs), tr)
     rows = []
     for seed in args.seeds:
