@@ -154,9 +154,9 @@ def train(
     -------
     The trained :class:`~mmcontext.models.MMContextEncoder`; its training log is in ``model.mmc_history``
     (also written to ``output_dir/training_history.json``). Records the parameters in
-    ``adata.uns['mmcontext']['train']``, ``text_pairs`` among them: ``None``, or ``{"kind": "ontology" | "pairs" |
-    "dataset", "n_pairs": ...}`` (for ``"ontology"`` also ``cell_type_key``, ``n_terms``, ``n_labels_matched`` and
-    the ``unmatched`` labels).
+    ``adata.uns['mmcontext']['train']``, ``text_pairs`` among them: ``None``, or a dict with ``"kind"``
+    (``"ontology"``, ``"pairs"`` or ``"dataset"``) and ``"n_pairs"`` (for ``"ontology"`` also ``cell_type_key``,
+    ``n_terms``, ``n_labels_matched`` and the ``unmatched`` labels).
 
     Examples
     --------
