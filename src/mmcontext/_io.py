@@ -58,6 +58,14 @@ def recover_dir(target: str | os.PathLike) -> bool:
     return True
 
 
+def tmp_dir_beside(target: Path) -> Path:
+    """A new hidden folder next to ``target`` (same filesystem, so renaming it is atomic), usual permissions."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    default_mode(tmp, directory=True)
+    return tmp
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder next to ``path``; on success it replaces ``path``, on error it is removed.
@@ -69,9 +77,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
     """
     target = Path(path).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    default_mode(tmp, directory=True)
+    tmp = tmp_dir_beside(target)
     try:
         yield tmp
         replace_dir(tmp, target)
@@ -115,9 +121,7 @@ def atomic_save_dir(path: str | os.PathLike) -> Iterator[Path]:
     version with ``os.replace``, and the other files are kept.
     """
     target = Path(path).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    default_mode(tmp, directory=True)
+    tmp = tmp_dir_beside(target)
     try:
         yield tmp
         written = {p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file()}

@@ -22,14 +22,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._io import default_mode
+from .._io import tmp_dir_beside
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -276,9 +275,7 @@ def write_store(
     name = name or target.name
     if ":" in name or not name:
         raise ValueError(f"Store name {name!r} must be non-empty and contain no ':' (it prefixes cell references).")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    default_mode(tmp, directory=True)
+    tmp = tmp_dir_beside(target)
     try:
         np.save(tmp / "vectors.npy", np.ascontiguousarray(X, dtype=np.float32))
         np.save(tmp / "ids.npy", sorted_ids)
