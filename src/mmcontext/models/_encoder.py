@@ -20,6 +20,15 @@ TEXT = "text"
 OMICS = "omics"
 
 
+def unfrozen_text_layers(layers: int | str | bool) -> int | None:
+    """How :meth:`MMContextEncoder.set_text_trainable` reads ``layers``: None = all train, else the top n (0 = none)."""
+    if layers is True or layers == "all":
+        return None
+    if isinstance(layers, (int, np.integer)) and not isinstance(layers, bool) and layers > 0:
+        return int(layers)
+    return 0
+
+
 class MMContextEncoder(SentenceTransformer):
     """Cells and texts in one normalised embedding space.
 
@@ -134,13 +143,14 @@ class MMContextEncoder(SentenceTransformer):
         """
         encoder = self.text_modules[0]
         params = list(encoder.parameters())
+        n_top = unfrozen_text_layers(layers)
         for p in params:
-            p.requires_grad = layers is True or layers == "all"
-        if isinstance(layers, int) and not isinstance(layers, bool) and layers > 0:
+            p.requires_grad = n_top is None
+        if n_top:
             blocks = _transformer_blocks(encoder)
             if not blocks:
                 raise ValueError(f"Cannot find transformer layers in {type(encoder).__name__} to unfreeze.")
-            for block in blocks[-layers:]:
+            for block in blocks[-n_top:]:
                 for p in block.parameters():
                     p.requires_grad = True
         self._frozen = [encoder] if not any(p.requires_grad for p in params) else []

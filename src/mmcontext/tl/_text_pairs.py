@@ -26,13 +26,6 @@ TEXT_PAIRS = "text_pairs"
 COLUMNS = ("anchor", "positive")
 
 
-def text_tower_trains(text_trainable: bool | int | str) -> bool:
-    """Whether ``text_trainable`` (as :meth:`MMContextEncoder.set_text_trainable` reads it) unfreezes any text layer."""
-    if text_trainable is True or text_trainable == "all":
-        return True
-    return isinstance(text_trainable, (int, np.integer)) and not isinstance(text_trainable, bool) and text_trainable > 0
-
-
 def cell_type_column(adata: AnnData, caption_key: str | None) -> str:
     """The ``obs`` column of cell type labels behind the captions in ``caption_key``.
 
@@ -139,7 +132,9 @@ def build_text_pairs(
     """
     from datasets import Dataset
 
-    if not text_tower_trains(text_trainable):
+    from ..models._encoder import unfrozen_text_layers
+
+    if unfrozen_text_layers(text_trainable) == 0:
         raise ValueError(
             f"text_pairs= trains the text tower, but text_trainable={text_trainable!r} freezes it. Pass "
             "text_trainable=2 (its top two layers; recommended) or text_trainable=True (all of it), or leave "
