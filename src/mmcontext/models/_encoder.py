@@ -132,6 +132,20 @@ class MMContextEncoder(SentenceTransformer):
         return self.omics_encoder.processor
 
     @property
+    def calibration(self) -> dict[str, Any]:
+        """Label-probability calibration fitted on the validation cells by :func:`mmcontext.tl.train` (``{}``: none).
+
+        ``scale`` (softmax scale of the cosine scores), ``weight`` (how much of a label's probability comes from
+        the cell rather than from how often its caption was trained on), ``prior`` (``{caption: training cells}``)
+        and the fit's validation numbers; used by :func:`mmcontext.tl.annotate`, saved with the model.
+        """
+        return self.omics_encoder.calibration
+
+    @calibration.setter
+    def calibration(self, value: dict[str, Any]) -> None:
+        self.omics_encoder.calibration = dict(value or {})
+
+    @property
     def input_dim(self) -> int:
         """Length of the initial embedding vectors the omics tower expects."""
         return self.omics_encoder.input_dim

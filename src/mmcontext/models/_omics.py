@@ -44,11 +44,14 @@ class OmicsEncoder(InputModule):
     stores
         File-backed embedding stores the processor re-opens on first use, by name:
         ``{"pbmc": {"source": path or URL, "sha256": hash}}`` (saved with the model).
+    calibration
+        How cell-text scores turn into label probabilities, fitted on validation cells by
+        :func:`mmcontext.tl.train` (see :attr:`MMContextEncoder.calibration`); saved with the model.
 
     """
 
     config_keys: typing.ClassVar[list[str]] = [
-        "input_dim", "output_dim", "hidden_dim", "n_layers", "dropout", "input_space", "stores",
+        "input_dim", "output_dim", "hidden_dim", "n_layers", "dropout", "input_space", "stores", "calibration",
     ]
     save_in_root = False
 
@@ -61,6 +64,7 @@ class OmicsEncoder(InputModule):
         dropout: float = 0.1,
         input_space: dict[str, Any] | None = None,
         stores: dict[str, dict[str, str]] | None = None,
+        calibration: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if input_dim < 1 or output_dim < 1 or n_layers < 1:
@@ -73,6 +77,7 @@ class OmicsEncoder(InputModule):
         self.n_layers = int(n_layers)
         self.dropout = float(dropout)
         self.input_space = dict(input_space or {})
+        self.calibration = dict(calibration or {})
         self.register_buffer("input_mean", torch.zeros(self.input_dim))
         self.register_buffer("input_scale", torch.ones(self.input_dim))
         dims = [self.input_dim] + [self.hidden_dim] * (self.n_layers - 1) + [self.output_dim]

@@ -21,6 +21,7 @@ from .._validation import (
     check_writable,
     get_obs_column,
 )
+from ._calibration import label_probabilities
 from ._embed import joint_embedding, model_provenance
 from ._query import query_keys, query_texts, text_embeddings, write_query_scores
 
@@ -184,15 +185,21 @@ def annotate(
     unknown_label: str = "unknown",
     use_rep: str | None = None,
     key_added: str = _keys.LABEL,
+    calibrate: bool = True,
     rerank: CellTextReranker | None = None,
     top_k: int = 3,
     copy: bool = False,
 ) -> AnnData | None:
-    """Assign each cell the candidate label whose text embedding is most similar (zero-shot).
+    """Assign each cell the most probable candidate label (zero-shot).
 
     Each label stands for the mean embedding of its texts (one per template); a cell's score for a label
-    is the cosine similarity between the cell's joint embedding and that mean. Without smoothing, a cell's
-    scores depend on that cell only, not on the batch or on the other cells annotated with it.
+    is the cosine similarity between the cell's joint embedding and that mean. With a model trained on
+    validation cells, scores become calibrated probabilities (:attr:`~mmcontext.models.MMContextEncoder.calibration`):
+    ``weight * softmax(scale * scores) + (1 - weight) * prior``, where the prior is how often a label's caption
+    was trained on (labels never trained on get the mean of the others'). A model that learned the cells gets a
+    weight near 1, so its labels follow the scores; one that learned nothing (weight near 0) predicts the most
+    frequent training label instead of noise. Without smoothing, a cell's result depends on that cell only, not
+    on the batch or on the other cells annotated with it.
 
     Parameters
     ----------
@@ -222,6 +229,9 @@ def annotate(
         Cells whose best score is below this get ``unknown_label`` instead (default: never).
     unknown_label
         Category for cells below ``min_score``.
+    calibrate
+        Pick labels by the model's calibrated probabilities (default; models without a calibration, e.g. trained
+        with ``validation_split=0``, fall back to the highest score). ``False``: always the highest score.
     use_rep
         ``obsm`` key of the initial embedding to embed cells from (default: reuse ``obsm['X_mmc']``).
     key_added
@@ -244,9 +254,11 @@ def annotate(
     ``adata.obs[key_added + '_rerank_score']``
         with ``rerank``: float32 cross-encoder match probability of the best label.
     ``adata.obs[key_added + '_score']``
-        float32 score of the best label.
+        float32 score of the chosen label.
     ``adata.obs[key_added + '_margin']``
-        float32 gap between the best and second-best label score (NaN with one label).
+        float32 gap between the chosen label's score and the best other label's (NaN with one label).
+    ``adata.obs[key_added + '_probability']``
+        with a calibrated model (and ``calibrate=True``): float32 calibrated probability of the chosen label.
     ``adata.obsm[key_added + '_scores']``
         DataFrame, cells x labels, all scores.
     ``adata.uns['mmcontext']['annotate']``
@@ -297,11 +309,15 @@ def annotate(
 
         scores, rerank_probs = rerank_scores(adata, rerank, [t[0] for t in texts[: len(labels)]], scores,
                                              top_k=top_k, axis=1, use_rep=use_rep)
-    order = np.argsort(-scores, axis=1, kind="stable")
+    calibration = model.calibration if calibrate else {}
+    prob = label_probabilities(scores, _prior_texts(labels, texts, sub_map, index), calibration)
     rows = np.arange(len(scores))
-    best = order[:, 0]
+    best = np.argmax(scores if prob is None else prob, axis=1)
     top = scores[rows, best]
-    second = scores[rows, order[:, 1]] if len(labels) > 1 else np.full(len(scores), np.nan, dtype=np.float32)
+    if len(labels) > 1:
+        second = np.where(np.arange(len(labels))[None, :] == best[:, None], -np.inf, scores).max(axis=1)
+    else:
+        second = np.full(len(scores), np.nan, dtype=np.float32)
     categories = list(labels)
     codes = best.copy()
     if min_score is not None:
@@ -312,6 +328,8 @@ def annotate(
     adata.obs[f"{key_added}_score"] = top.astype(np.float32)
     adata.obs[f"{key_added}_margin"] = (top - second).astype(np.float32)
     adata.obsm[f"{key_added}_scores"] = pd.DataFrame(scores.astype(np.float32), index=adata.obs_names, columns=labels)
+    if prob is not None:
+        adata.obs[f"{key_added}_probability"] = prob[rows, best]
     if rerank_probs is not None:
         adata.obs[f"{key_added}_rerank_score"] = rerank_probs[rows, best].astype(np.float32)
     record(
@@ -331,11 +349,19 @@ def annotate(
             "unknown_label": unknown_label,
             "key_added": key_added,
             "rerank_top_k": top_k if rerank is not None else None,
+            "calibration": ({k: calibration[k] for k in ("scale", "weight")} if prob is not None else None),
         },
     )
     log_added((key_added, "obs"), (f"{key_added}_score", "obs"), (f"{key_added}_margin", "obs"),
-              (f"{key_added}_scores", "obsm"), *([(f"{key_added}_rerank_score", "obs")] if rerank is not None else []))
+              (f"{key_added}_scores", "obsm"), *([(f"{key_added}_probability", "obs")] if prob is not None else []),
+              *([(f"{key_added}_rerank_score", "obs")] if rerank is not None else []))
     return adata if copy else None
+
+
+def _prior_texts(labels: list[str], texts: list[list[str]], sub_map: dict[str, list[str]],
+                 index: dict[str, int]) -> list[list[str]]:
+    """Per label, the texts whose training frequency is its prior: its own, and its subtypes' with ``subtypes=``."""
+    return [texts[j] + [t for s in sub_map.get(label, []) for t in texts[index[s]]] for j, label in enumerate(labels)]
 
 
 def label_query(

@@ -129,7 +129,8 @@ def train(
     hidden_dim, n_layers, dropout
         Shape of a new omics tower.
     validation_split
-        Fraction of cells held out to report a validation loss each epoch (0 to skip).
+        Fraction of cells held out to report validation metrics each epoch and, after training, to calibrate the
+        label probabilities of :func:`mmcontext.tl.annotate` (0 to skip both).
     output_dir
         Save the trained model here (``save_pretrained`` layout), replacing the folder atomically.
     save_steps
@@ -156,7 +157,10 @@ def train(
     (also written to ``output_dir/training_history.json``). Records the parameters in
     ``adata.uns['mmcontext']['train']``, ``text_pairs`` among them: ``None``, or a dict with ``"kind"``
     (``"ontology"``, ``"pairs"`` or ``"dataset"``) and ``"n_pairs"`` (for ``"ontology"`` also ``cell_type_key``,
-    ``n_terms``, ``n_labels_matched`` and the ``unmatched`` labels).
+    ``n_terms``, ``n_labels_matched`` and the ``unmatched`` labels), and ``calibration``: ``scale``, ``weight`` and
+    ``n_cells`` of the label-probability calibration fitted on the validation cells after training
+    (:attr:`~mmcontext.models.MMContextEncoder.calibration`, used by :func:`mmcontext.tl.annotate`; ``None``
+    without validation cells).
 
     Examples
     --------
@@ -309,6 +313,9 @@ def train(
                 trainer.train(resume_from_checkpoint=last)
                 if keeper is not None:
                     keeper.restore()
+            model.eval()
+            model.calibration = _calibration(model, evaluator, captions[train_cells] if ds_in is None
+                                             else ds_in["train"])
         finally:
             model.processor.remove_store(TRAIN_STORE)
     model.eval()
@@ -328,6 +335,7 @@ def train(
         "text_model": str(model.model_card_data.base_model),
         "seed": seed,
         "best_epoch": keeper.best_epoch if keeper else None,
+        "calibration": {k: model.calibration[k] for k in ("scale", "weight", "n_cells")} if model.calibration else None,
     }
     model.mmc_training = params
     from ..models._card import card_info
@@ -355,6 +363,19 @@ def _space_from_prepare(adata: AnnData, key: str) -> dict[str, Any]:
         return {}
     keys = ("method", "n_components", "layer")
     return {k: prep[k] for k in keys if k in prep and not isinstance(prep[k], np.ndarray)}
+
+
+def _calibration(model: MMContextEncoder, evaluator, train_captions) -> dict[str, Any]:
+    """Label-probability calibration on the validation cells (``{}`` without them); see ``tl._calibration``."""
+    if evaluator is None:
+        return {}
+    from ._calibration import fit_calibration
+
+    if hasattr(train_captions, "column_names"):  # a training Dataset: its (positive) caption column
+        ds = train_captions
+        train_captions = (ds["caption"] if "label" not in ds.column_names
+                          else [c for c, y in zip(ds["caption"], ds["label"], strict=True) if y == 1])
+    return fit_calibration(model, evaluator.cells, evaluator.captions, train_captions)
 
 
 def _evaluator(eval_ds):

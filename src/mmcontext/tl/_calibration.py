@@ -1,0 +1,99 @@
+"""Label probabilities calibrated on the validation cells that training held out.
+
+A cell's probability for label ``l`` is ``weight * softmax(scale * scores)_l + (1 - weight) * prior_l``:
+``scale`` turns cosine scores into a softmax that is neither over- nor under-confident on cells the model never
+trained on, and ``weight`` says how much the cell's scores tell beyond how often each caption was trained on
+(``prior``). Both are fitted by maximum likelihood on the validation cells' own captions. A model that learned
+real structure gets ``weight`` near 1 and its labels follow the scores; one whose captions carry no information
+about the cells (e.g. shuffled) gets ``weight`` near 0 and predicts the most frequent training caption, as any
+classifier without information should.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..models import MMContextEncoder
+
+#: Most distinct training captions whose frequencies are stored with the model (the rest count as unseen).
+MAX_PRIOR_CAPTIONS = 10_000
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _mixture(scores: np.ndarray, scale: float, weight: float, prior: np.ndarray) -> np.ndarray:
+    return weight * _softmax(scale * scores) + (1.0 - weight) * prior[None, :]
+
+
+def fit_calibration(
+    model: MMContextEncoder, cells: Sequence[Any], captions: Sequence[str], train_captions: Sequence[str]
+) -> dict[str, Any]:
+    """Fit ``scale`` and ``weight`` on validation ``cells`` (references or vectors) and their ``captions``.
+
+    The candidates are the distinct captions of training and validation cells; ``prior`` is each one's share of
+    the training cells (plus half a cell, so validation-only captions are possible). Returns the dict stored in
+    :attr:`MMContextEncoder.calibration`, empty without validation cells.
+    """
+    from scipy.optimize import minimize
+
+    if not len(cells):
+        return {}
+    counts = Counter(str(c) for c in train_captions)
+    candidates = sorted(set(counts) | {str(c) for c in captions})
+    index = {c: i for i, c in enumerate(candidates)}
+    truth = np.array([index[str(c)] for c in captions])
+    prior = np.array([counts.get(c, 0) + 0.5 for c in candidates], dtype=np.float64)
+    prior /= prior.sum()
+    opts = {"convert_to_numpy": True, "show_progress_bar": False, "normalize_embeddings": True}
+    scores = (model.encode(list(cells), task="omics", **opts) @ model.encode(candidates, task="text", **opts).T)
+    scores = scores.astype(np.float64)
+    rows = np.arange(len(truth))
+
+    def nll(params: np.ndarray) -> float:
+        scale, weight = np.exp(params[0]), 1.0 / (1.0 + np.exp(-params[1]))
+        return float(-np.log(np.maximum(_mixture(scores, scale, weight, prior)[rows, truth], 1e-300)).mean())
+
+    fit = minimize(nll, x0=np.array([np.log(20.0), 2.0]), method="Nelder-Mead",
+                   options={"xatol": 1e-4, "fatol": 1e-7, "maxiter": 2000})
+    kept = dict(counts.most_common(MAX_PRIOR_CAPTIONS))
+    return {
+        "scale": float(np.exp(fit.x[0])),
+        "weight": float(1.0 / (1.0 + np.exp(-fit.x[1]))),
+        "prior": kept,
+        "n_cells": len(truth),
+        "n_captions": len(candidates),
+        "nll": float(fit.fun),
+        "nll_prior_only": float(-np.log(prior[truth]).mean()),
+    }
+
+
+def label_prior(label_texts: Sequence[Sequence[str]], calibration: dict[str, Any]) -> np.ndarray:
+    """Each label's prior: how many training cells had one of its texts as caption, normalised over the labels.
+
+    Labels none of whose texts was a training caption get the mean of the others' (uniform when none was).
+    """
+    counts = calibration.get("prior", {})
+    found = np.array([sum(counts.get(t, 0) for t in set(texts)) for texts in label_texts], dtype=np.float64)
+    if not (found > 0).any():
+        return np.full(len(found), 1.0 / len(found))
+    found[found == 0] = found[found > 0].mean()
+    return found / found.sum()
+
+
+def label_probabilities(
+    scores: np.ndarray, label_texts: Sequence[Sequence[str]], calibration: dict[str, Any]
+) -> np.ndarray | None:
+    """Calibrated ``p(label | cell)`` from cosine ``scores`` (cells x labels); None for a model without calibration."""
+    if not calibration:
+        return None
+    prior = label_prior(label_texts, calibration)
+    return _mixture(scores.astype(np.float64), calibration["scale"], calibration["weight"], prior).astype(np.float32)
