@@ -31,6 +31,12 @@ def test_pl_annotate(annotated):
     assert out is ax and ax.get_title() == "mmc_label"
     fig = mmc.pl.annotate(annotated, confidence="score", show=False, return_fig=True)
     assert isinstance(fig, plt.Figure) and fig.axes[1].get_title() == "mmc_label score"
+    axes = mmc.pl.annotate(annotated, confidence="probability", show=False)
+    assert axes[1].get_title() == "mmc_label probability"
+    plain = annotated.copy()
+    del plain.obs["mmc_label_probability"]
+    with pytest.raises(KeyError, match="validation cells"):
+        mmc.pl.annotate(plain, confidence="probability", show=False)
     with pytest.raises(ValueError, match="one panel"):
         mmc.pl.annotate(annotated, ax=ax, show=False)
     with pytest.raises(KeyError, match=r"mmc\.tl\.annotate"):

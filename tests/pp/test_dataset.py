@@ -166,6 +166,8 @@ def test_train_on_dataset_redraws_negatives_each_epoch(prepared, tmp_path, monke
     assert {0, 1} <= set(seen)
     assert model.mmc_training["dataset_shape"] == "multiplets"
     assert set(model.omics_encoder.stores) == {"adata0"}
+    # label probabilities calibrated on the dataset's validation split (cells by reference)
+    assert model.calibration["n_cells"] == len(ds["validation"]) and 0 <= model.calibration["weight"] <= 1
     # the trained model resolves references of the held-out split through the remembered store
     emb = model.encode(ds["validation"]["cell"][:4], task="omics")
     assert emb.shape == (4, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)

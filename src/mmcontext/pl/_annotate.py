@@ -33,8 +33,9 @@ def annotate(
     key
         The ``key_added`` of :func:`mmcontext.tl.annotate`.
     confidence
-        Second panel: ``"margin"`` (best minus second-best score), ``"score"`` (best score), or `None` for the
-        labels alone.
+        Second panel: ``"margin"`` (the label's score minus the best other score), ``"score"`` (the label's score),
+        ``"probability"`` (its calibrated probability, written for models trained with validation cells), or
+        `None` for the labels alone.
     basis
         2-D embedding in ``obsm`` (``"umap"`` reads ``obsm['X_umap']``).
     cmap
@@ -60,14 +61,18 @@ def annotate(
 
     if key not in adata.obs:
         raise KeyError(f"adata.obs[{key!r}] not found; run `mmc.tl.annotate(adata, model, labels)` first.")
-    if confidence not in (None, "margin", "score"):
-        raise ValueError(f"confidence={confidence!r} is not one of 'margin', 'score' or None.")
+    if confidence not in (None, "margin", "score", "probability"):
+        raise ValueError(f"confidence={confidence!r} is not one of 'margin', 'score', 'probability' or None.")
     color = [key]
     titles = [key]
     if confidence is not None:
         conf_key = f"{key}_{confidence}"
         if conf_key not in adata.obs:
-            raise KeyError(f"adata.obs[{conf_key!r}] not found; run `mmc.tl.annotate(adata, model, labels)` first.")
+            hint = (" (probabilities need a model trained with validation cells, and `calibrate=True`)"
+                    if confidence == "probability" else "")
+            raise KeyError(
+                f"adata.obs[{conf_key!r}] not found; run `mmc.tl.annotate(adata, model, labels)` first{hint}."
+            )
         color.append(conf_key)
         titles.append(f"{key} {confidence}")
     if ax is not None and len(color) > 1:
