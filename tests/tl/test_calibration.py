@@ -124,3 +124,20 @@ def test_fit_weight_follows_how_much_the_cells_tell():
     assert good["weight"] > 0.8 and bad["weight"] < 0.2, (good, bad)
     assert good["nll"] < good["nll_prior_only"] and bad["nll"] <= bad["nll_prior_only"] + 1e-6
     assert pd.Series(good["prior"]).idxmax() == "A" and fit_calibration(model, [], [], train_caps) == {}
+
+
+def test_fit_reads_a_fixed_subset_of_many_cells(monkeypatch):
+    import mmcontext.tl._calibration as calib
+
+    monkeypatch.setattr(calib, "MAX_CALIBRATION_CELLS", 50)
+    monkeypatch.setattr(calib, "MAX_PRIOR_CAPTIONS", 2)
+    rng = np.random.default_rng(1)
+    vec = {c: v for c, v in zip("ABC", np.eye(3) * 5, strict=True)}
+    truth = rng.choice(list("ABC"), size=400)
+    cells = [vec[c] + rng.normal(size=3) for c in truth]
+    train_caps = ["A"] * 50 + ["B"] * 30 + ["C"] * 5
+    a = fit_calibration(_Fixed(vec), cells, truth, train_caps)
+    b = fit_calibration(_Fixed(vec), cells, truth, train_caps)
+    assert a["n_cells"] == 50 and a == b  # deterministic subset
+    assert a["prior"] == {"A": 50, "B": 30}  # the most frequent captions only; "C" counts as unseen
+    assert a["n_captions"] == 3 and a["weight"] > 0.8

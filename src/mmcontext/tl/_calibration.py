@@ -20,8 +20,11 @@ import numpy as np
 if TYPE_CHECKING:
     from ..models import MMContextEncoder
 
-#: Most distinct training captions whose frequencies are stored with the model (the rest count as unseen).
+#: Most distinct training captions whose frequencies are stored with the model and compete in the fit
+#: (the rest count as unseen).
 MAX_PRIOR_CAPTIONS = 10_000
+#: Most validation cells the fit reads (a fixed random subset beyond that: atlases stay cheap to calibrate).
+MAX_CALIBRATION_CELLS = 2_000
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -31,7 +34,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _mixture(scores: np.ndarray, scale: float, weight: float, prior: np.ndarray) -> np.ndarray:
-    return weight * _softmax(scale * scores) + (1.0 - weight) * prior[None, :]
+    return weight * _softmax(np.float64(scale) * scores) + (1.0 - weight) * prior[None, :]
 
 
 def fit_calibration(
@@ -47,15 +50,17 @@ def fit_calibration(
 
     if not len(cells):
         return {}
-    counts = Counter(str(c) for c in train_captions)
+    if len(cells) > MAX_CALIBRATION_CELLS:
+        keep = np.sort(np.random.default_rng(0).choice(len(cells), MAX_CALIBRATION_CELLS, replace=False))
+        cells, captions = [cells[i] for i in keep], [captions[i] for i in keep]
+    counts = Counter(dict(Counter(str(c) for c in train_captions).most_common(MAX_PRIOR_CAPTIONS)))
     candidates = sorted(set(counts) | {str(c) for c in captions})
     index = {c: i for i, c in enumerate(candidates)}
     truth = np.array([index[str(c)] for c in captions])
     prior = np.array([counts.get(c, 0) + 0.5 for c in candidates], dtype=np.float64)
     prior /= prior.sum()
     opts = {"convert_to_numpy": True, "show_progress_bar": False, "normalize_embeddings": True}
-    scores = (model.encode(list(cells), task="omics", **opts) @ model.encode(candidates, task="text", **opts).T)
-    scores = scores.astype(np.float64)
+    scores = model.encode(list(cells), task="omics", **opts) @ model.encode(candidates, task="text", **opts).T
     rows = np.arange(len(truth))
 
     def nll(params: np.ndarray) -> float:
@@ -64,11 +69,10 @@ def fit_calibration(
 
     fit = minimize(nll, x0=np.array([np.log(20.0), 2.0]), method="Nelder-Mead",
                    options={"xatol": 1e-4, "fatol": 1e-7, "maxiter": 2000})
-    kept = dict(counts.most_common(MAX_PRIOR_CAPTIONS))
     return {
         "scale": float(np.exp(fit.x[0])),
         "weight": float(1.0 / (1.0 + np.exp(-fit.x[1]))),
-        "prior": kept,
+        "prior": dict(counts.most_common()),
         "n_cells": len(truth),
         "n_captions": len(candidates),
         "nll": float(fit.fun),
