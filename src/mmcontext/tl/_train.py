@@ -150,6 +150,8 @@ def train(
         Torch device; default from :attr:`mmcontext.settings.device`.
     **training_args
         Passed to ``SentenceTransformerTrainingArguments`` (e.g. ``warmup_ratio``, ``weight_decay``).
+        Launched with ``torchrun`` / ``accelerate launch``, training is data-parallel across the processes
+        (``batch_size`` per process; only the first writes ``output_dir``); see the atlas guide.
 
     Returns
     -------
@@ -285,6 +287,9 @@ def train(
             save_strategy="steps" if save_steps else "no",
             save_steps=save_steps or 500,
             save_total_limit=training_args.pop("save_total_limit", 2),
+            # multi-process (torchrun / accelerate launch): cells and captions take separate forward calls per step,
+            # which DDP's search for unused parameters cannot follow; every trainable parameter is used anyway
+            ddp_find_unused_parameters=training_args.pop("ddp_find_unused_parameters", False),
             logging_steps=max(1, steps_per_epoch // 4),
             report_to="none",
             disable_tqdm=not settings.progress,
@@ -344,10 +349,12 @@ def train(
     if output_dir is not None:
         from ..models._io import save_model
 
-        save_model(model, output_dir)
+        if trainer.is_world_process_zero():  # one writer when several processes train (torchrun)
+            save_model(model, output_dir)
+            if ckpt_dir is not None:
+                shutil.rmtree(ckpt_dir, ignore_errors=True)
+        trainer.accelerator.wait_for_everyone()
         params["output_dir"] = os.fspath(output_dir)
-        if ckpt_dir is not None:
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
     params["resumed_from"] = os.path.basename(last) if last else None
     if ds_in is not None:
         params.update(n_train=len(train_ds), dataset_shape=ds_in["shape"], stores=sorted(ds_in["stores"]))
