@@ -15,7 +15,7 @@ from mmcontext.models._reranker import caption_phrases
 @pytest.fixture(scope="module")
 def reranker(pbmc_split):
     train, _ = pbmc_split
-    return mmc.tl.train_reranker(train.copy(), epochs=4, seed=0)
+    return mmc.tl.train_reranker(train.copy(), seed=0)  # default epochs
 
 
 def test_caption_phrases():

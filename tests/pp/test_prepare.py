@@ -30,6 +30,17 @@ def _assert_unchanged(adata, snap):
     assert adata.uns.keys() == uns
 
 
+def test_bundled_pbmc_holds_log_normalised_expression(pbmc):
+    import scanpy as sc
+
+    shipped = sc.datasets.pbmc68k_reduced()
+    assert pbmc.X.dtype == np.float32 and pbmc.X.min() >= 0  # log-normalised, not scaled
+    np.testing.assert_allclose(pbmc.X, shipped.raw.X.toarray(), rtol=1e-6)
+    np.testing.assert_array_equal(pbmc.layers["scaled"], shipped.X)
+    np.testing.assert_array_equal(pbmc.obsm["X_pca"], shipped.obsm["X_pca"])
+    assert list(pbmc.var_names) == list(shipped.var_names) and pbmc.raw is not None
+
+
 def test_prepare_default_gene_panel_and_captions(pbmc):
     mmc.pp.prepare(pbmc, caption_keys={"cell_type": "bulk_labels"})
     X = pbmc.obsm["X_mmc_init"]

@@ -36,10 +36,22 @@ PBMC_QUERIES: dict[str, list[str]] = {
 
 
 def pbmc68k_reduced() -> AnnData:
-    """Load scanpy's ``pbmc68k_reduced`` (shipped with scanpy, offline): 700 PBMCs, labels in ``obs['bulk_labels']``."""
-    import scanpy as sc
+    """Load scanpy's ``pbmc68k_reduced`` (shipped with scanpy, offline): 700 PBMCs, labels in ``obs['bulk_labels']``.
 
-    return sc.datasets.pbmc68k_reduced()
+    ``X`` holds the log-normalised expression of its 765 genes (scanpy's ``adata.raw``), the input
+    :func:`mmcontext.pp.prepare` expects; scanpy's scaled and regressed ``X`` is kept in ``layers['scaled']``.
+    Everything else (``obsm['X_pca']``, ``obsm['X_umap']``, the kNN graph, ``raw``) is as scanpy ships it.
+    """
+    import scanpy as sc
+    from scipy import sparse
+
+    adata = sc.datasets.pbmc68k_reduced()
+    if list(adata.raw.var_names) != list(adata.var_names):  # scanpy ships both with the same 765 genes
+        raise RuntimeError("scanpy's pbmc68k_reduced changed: raw and X no longer hold the same genes.")
+    adata.layers["scaled"] = adata.X
+    lognorm = adata.raw.X
+    adata.X = (lognorm.toarray() if sparse.issparse(lognorm) else np.asarray(lognorm)).astype(np.float32)
+    return adata
 
 
 def pbmc_split(adata: AnnData, *, test_size: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 MAX_PRIOR_CAPTIONS = 10_000
 #: Most validation cells the fit reads (a fixed random subset beyond that: atlases stay cheap to calibrate).
 MAX_CALIBRATION_CELLS = 2_000
+MAX_LOG_SCALE = np.log(1e3)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -63,15 +64,19 @@ def fit_calibration(
     scores = model.encode(list(cells), task="omics", **opts) @ model.encode(candidates, task="text", **opts).T
     rows = np.arange(len(truth))
 
+    def unpack(params: np.ndarray) -> tuple[float, float]:  # scale in [1e-3, 1e3] (free when weight is 0)
+        return float(np.exp(np.clip(params[0], -MAX_LOG_SCALE, MAX_LOG_SCALE))), float(1.0 / (1.0 + np.exp(-params[1])))
+
     def nll(params: np.ndarray) -> float:
-        scale, weight = np.exp(params[0]), 1.0 / (1.0 + np.exp(-params[1]))
+        scale, weight = unpack(params)
         return float(-np.log(np.maximum(_mixture(scores, scale, weight, prior)[rows, truth], 1e-300)).mean())
 
     fit = minimize(nll, x0=np.array([np.log(20.0), 2.0]), method="Nelder-Mead",
                    options={"xatol": 1e-4, "fatol": 1e-7, "maxiter": 2000})
+    scale, weight = unpack(fit.x)
     return {
-        "scale": float(np.exp(fit.x[0])),
-        "weight": float(1.0 / (1.0 + np.exp(-fit.x[1]))),
+        "scale": scale,
+        "weight": weight,
         "prior": dict(counts.most_common()),
         "n_cells": len(truth),
         "n_captions": len(candidates),
