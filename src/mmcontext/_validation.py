@@ -185,6 +185,18 @@ def check_log_normalised(X: Any, *, what: str) -> None:
         )
 
 
+def warn_if_scaled(X: Any, *, what: str) -> None:
+    """Log a warning when a gene panel is read from a matrix with negative values (scaled, not log-normalised)."""
+    from ._logging import logger
+
+    values = X.data if sparse.issparse(X) else np.asarray(X)
+    if values.size and float(values.min()) < 0:
+        logger.warning(
+            "%s has negative values: it looks scaled (sc.pp.scale), but the gene panel expects log-normalised "
+            "expression, which also keeps new data projectable by gene name. Pass `layer=` (or put the log-normalised "
+            "matrix, e.g. `adata.raw.to_adata().X`, in X); mmc.datasets.pbmc68k_reduced() already does.", what)
+
+
 def check_counts(X: Any, *, what: str) -> None:
     """Raise if ``X`` is not raw counts (negative or non-integer values) where counts are expected."""
     rows = X[:2000]

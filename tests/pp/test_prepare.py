@@ -41,6 +41,19 @@ def test_bundled_pbmc_holds_log_normalised_expression(pbmc):
     assert list(pbmc.var_names) == list(shipped.var_names) and pbmc.raw is not None
 
 
+def test_gene_panel_from_scaled_data_warns(pbmc, caplog):
+    with caplog.at_level("WARNING", logger="mmcontext"):
+        mmc.pp.prepare(pbmc, caption_keys=False)
+    assert "negative values" not in caplog.text
+    with caplog.at_level("WARNING", logger="mmcontext"):
+        mmc.pp.prepare(pbmc, caption_keys=False, layer="scaled")
+    assert "layers['scaled'] has negative values" in caplog.text and "log-normalised" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mmcontext"):  # PCA of scaled data is fine
+        mmc.pp.prepare(pbmc, caption_keys=False, layer="scaled", method="pca", n_components=10)
+    assert "negative values" not in caplog.text
+
+
 def test_prepare_default_gene_panel_and_captions(pbmc):
     mmc.pp.prepare(pbmc, caption_keys={"cell_type": "bulk_labels"})
     X = pbmc.obsm["X_mmc_init"]

@@ -20,6 +20,7 @@ from .._validation import (
     check_writable,
     get_layer,
     get_obsm,
+    warn_if_scaled,
 )
 from ._captions import caption_texts, resolve_caption_keys
 
@@ -177,6 +178,8 @@ def prepare(
             raise ValueError("Pass either reference= (rebuild the reference's input space) or use_rep=, not both.")
         space = resolve_space(reference)
         X, what = _expression(adata, reference_layer(space, layer))
+        if space.loadings is None:
+            warn_if_scaled(X, what=what)
         init, n_missing = project(X, adata.var_names, space, fill=fill)
         params.update(method=space.method, init_key=key_added, layer=layer, source=what, genes=space.genes.tolist(),
                       n_missing_genes=n_missing, reference=True, fill=fill)
@@ -194,6 +197,7 @@ def prepare(
                       mean=mean, genes=list(map(str, adata.var_names)))
     else:
         X, what = _expression(adata, layer)
+        warn_if_scaled(X, what=what)
         panel = default_panel(adata, X) if genes is None else list(genes)
         found = adata.var_names.get_indexer(panel)
         n_missing = int((found < 0).sum())
