@@ -116,6 +116,31 @@ def test_query_expansion_phrases_ontology_terms_as_captions_only(trained_model, 
     assert roc_auc_score(truth, adata.obs["expanded"]) >= 0.9
 
 
+def test_contrast_finds_a_type_left_out_of_training(pbmc_split):
+    from mmcontext.tl._query import best_similarity, text_embeddings
+
+    train, test = pbmc_split
+    model = mmc.tl.train(train[train.obs[PBMC_LABEL_KEY] != "CD19+ B"].copy(), epochs=10, seed=0)
+    probe = ad.concat([test, train[train.obs[PBMC_LABEL_KEY] == "CD19+ B"]])
+    y = probe.obs[PBMC_LABEL_KEY].astype(str).to_numpy() == "CD19+ B"
+    mmc.tl.embed(probe, model)
+    mmc.tl.query(probe, model, "B cell", key_added="plain")
+    mmc.tl.query(probe, model, "B cell", key_added="contrast", contrast=0.5)
+    assert probe.uns["mmcontext"]["query"]["contrast"] == 0.5
+    known = text_embeddings(model, [[c] for c in model.calibration["prior"]])
+    assert not any("B cell" in c for c in model.calibration["prior"])  # the type was never captioned
+    best = best_similarity(probe.obsm["X_mmc"], known, chunk_size=7)
+    np.testing.assert_allclose(best, (probe.obsm["X_mmc"] @ known.T).max(axis=1), atol=1e-6)
+    np.testing.assert_allclose(probe.obs["contrast"], probe.obs["plain"] - 0.5 * best, atol=1e-5)
+    plain, contrast = roc_auc_score(y, probe.obs["plain"]), roc_auc_score(y, probe.obs["contrast"])
+    assert contrast >= 0.8 and contrast > plain + 0.05, (plain, contrast)
+    with pytest.raises(ValueError, match="contrast"):
+        mmc.tl.query(probe, model, "B cell", contrast=1.5)
+    bare = mmc.tl.train(train[:100].copy(), epochs=1, validation_split=0)
+    with pytest.raises(ValueError, match="training captions"):
+        mmc.tl.query(test[:10].copy(), bare, "B cell", contrast=0.5)
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [

@@ -27,6 +27,7 @@ def query(
     use_rep: str | None = None,
     key_added: str | Sequence[str] | None = None,
     expand: Literal["ontology"] | None = "ontology",
+    contrast: float = 0.0,
     rerank: CellTextReranker | None = None,
     top_k: int = 100,
     copy: bool = False,
@@ -34,11 +35,11 @@ def query(
     """Score every cell against free-text queries.
 
     The score is the cosine similarity between the query's text embedding and the cell's joint
-    embedding (in [-1, 1]; higher = the cell matches the text better). A query that names a Cell Ontology
-    term (a name, synonym or CL id) is embedded in the form :func:`mmcontext.pp.captions` writes captions
-    ("monocytes" -> "A monocytes, a monocyte, a kind of mononuclear phagocyte and leukocyte, of the myeloid
-    lineage."), so it reaches cells through the ontology's ancestors and lineage even when the cell type never
-    appeared in a training caption.
+    embedding (in [-1, 1]; higher = the cell matches the text better; minus the ``contrast`` term).
+    A query that names a Cell Ontology term (a name, synonym or CL id) is embedded in the form
+    :func:`mmcontext.pp.captions` writes captions ("monocytes" -> "A monocytes, a monocyte, a kind of
+    mononuclear phagocyte and leukocyte, of the myeloid lineage."), so it reaches cells through the
+    ontology's ancestors and lineage even when the cell type never appeared in a training caption.
 
     Parameters
     ----------
@@ -54,6 +55,13 @@ def query(
     expand
         ``"ontology"`` (default): queries that match a CL term with confidence >= :data:`EXPAND_MIN_SCORE`
         are phrased as captions; other queries are used as typed. ``None``: every query as typed.
+    contrast
+        For cell types the model never trained on: subtract ``contrast`` times each cell's best similarity to the
+        training captions (kept with the model's :attr:`~mmcontext.models.MMContextEncoder.calibration`), so cells
+        a known caption already explains rank below cells no caption explains. In [0, 1]; 0 (default) is the plain
+        cosine. On pbmc68k_reduced with one type left out of training, 0.5 raised its AUROC by name from 0.73 to
+        0.83 for B cells (mean over the 10 types 0.815 -> 0.852) but lowered the 12 benchmark queries of trained
+        types from 0.974 to 0.967: use it to look for what the model has not seen.
     key_added
         ``obs`` column name per query. Default: ``"mmc_"`` + the query lower-cased with non-alphanumeric
         runs replaced by ``_`` (``"natural killer cells"`` -> ``"mmc_natural_killer_cells"``).
@@ -74,7 +82,7 @@ def query(
     ``adata.obs[<key> + '_rerank']``
         with ``rerank``: float32 cross-encoder match probability of the top-k cells, NaN for the others.
     ``adata.uns['mmcontext']['query']``
-        ``queries`` and ``keys`` (parallel lists), ``expand`` and the model's provenance.
+        ``queries`` and ``keys`` (parallel lists), ``expand``, ``contrast`` and the model's provenance.
 
     Examples
     --------
@@ -87,9 +95,18 @@ def query(
     check_model(model)
     queries = check_texts(queries, what="queries")
     keys = query_keys(queries, key_added)
+    if not 0.0 <= float(contrast) <= 1.0:
+        raise ValueError(f"contrast must be in [0, 1], got {contrast!r}.")
+    known = list(model.calibration.get("prior", {})) if contrast else []
+    if contrast and not known:
+        raise ValueError("contrast= needs the model's training captions, kept with its calibration; this model has "
+                         "none (trained with validation_split=0, or saved before mmcontext stored them).")
     phrasings = query_texts(queries, expand=expand)
     cells = joint_embedding(adata, model, use_rep)
     scores = cells @ text_embeddings(model, phrasings).T
+    if contrast:
+        known_emb = text_embeddings(model, [[c] for c in known])
+        scores = scores - float(contrast) * best_similarity(cells, known_emb)[:, None]
     probs = None
     if rerank is not None:
         from ._classify import rerank_scores
@@ -97,12 +114,21 @@ def query(
         scores, probs = rerank_scores(adata, rerank, queries, scores, top_k=top_k, axis=0, use_rep=use_rep)
     adata = adata.copy() if copy else adata
     write_query_scores(adata, model, queries, keys, scores,
-                       {"expand": expand, "rerank_top_k": top_k if rerank is not None else None})
+                       {"expand": expand, "contrast": float(contrast),
+                        "rerank_top_k": top_k if rerank is not None else None})
     if probs is not None:
         for j, key in enumerate(keys):
             adata.obs[f"{key}_rerank"] = probs[:, j].astype(np.float32)
         log_added(*[(f"{k}_rerank", "obs") for k in keys])
     return adata if copy else None
+
+
+def best_similarity(cells: np.ndarray, texts: np.ndarray, *, chunk_size: int = 8192) -> np.ndarray:
+    """Each cell's largest cosine similarity to ``texts`` (unit rows), in row chunks (cells x texts is never whole)."""
+    out = np.empty(len(cells), dtype=np.float32)
+    for start in range(0, len(cells), chunk_size):
+        out[start : start + chunk_size] = (cells[start : start + chunk_size] @ texts.T).max(axis=1)
+    return out
 
 
 #: Smallest Cell Ontology match confidence at which :func:`query` phrases a query as a caption
