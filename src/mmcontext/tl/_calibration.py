@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 MAX_PRIOR_CAPTIONS = 10_000
 #: Most validation cells the fit reads (a fixed random subset beyond that: atlases stay cheap to calibrate).
 MAX_CALIBRATION_CELLS = 2_000
+#: The fitted softmax scale stays in [1e-3, 1e3] (it is undetermined when ``weight`` is 0).
 MAX_LOG_SCALE = np.log(1e3)
 
 
