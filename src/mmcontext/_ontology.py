@@ -419,12 +419,7 @@ class CellOntology:
             )
         if key not in self._term_cache:
             rec = self._raw[key]
-            ancestors = sorted(rec.get("ancestors", {}).items(), key=lambda kv: (kv[1], self._raw[kv[0]]["label"]))
-            names = tuple(
-                self._raw[a]["label"]
-                for a, _ in ancestors
-                if a in self._raw and self._raw[a]["label"] not in GENERIC_ANCESTORS
-            )
+            names = tuple(self._raw[a]["label"] for a in self._ranked_ancestors(key))
             self._term_cache[key] = OntologyTerm(
                 id=key,
                 name=rec["label"],
@@ -481,7 +476,10 @@ class CellOntology:
         True
 
         """
-        key = self.term(term_id).id
+        return self._ranked_ancestors(self.term(term_id).id)
+
+    def _ranked_ancestors(self, key: str) -> list[str]:
+        """Ancestor ids of a known term id, by distance then name, without :data:`GENERIC_ANCESTORS`."""
         ancestors = self._raw[key].get("ancestors", {})
         ranked = sorted((d, self._raw[a]["label"], a) for a, d in ancestors.items() if a in self._raw)
         return [a for _, name, a in ranked if name not in GENERIC_ANCESTORS]
