@@ -21,7 +21,7 @@ from .._validation import (
     check_writable,
     get_obs_column,
 )
-from ._calibration import label_probabilities
+from ._calibration import label_probabilities, softmax_rows
 from ._embed import joint_embedding, model_provenance
 from ._query import query_keys, query_texts, text_embeddings, write_query_scores
 
@@ -437,10 +437,7 @@ def label_query(
     texts = label_texts(labels, templates=templates, ontology=ontology)
     label_emb = text_embeddings(model, texts)
     cells = joint_embedding(adata, model, use_rep)
-    logits = (cells @ label_emb.T) / float(temperature)
-    logits -= logits.max(axis=1, keepdims=True)
-    prob = np.exp(logits)
-    prob /= prob.sum(axis=1, keepdims=True)
+    prob = softmax_rows((cells @ label_emb.T) / float(temperature))
     scores = prob @ (text_embeddings(model, query_texts(queries, expand=expand)) @ label_emb.T).T
     adata = adata.copy() if copy else adata
     write_query_scores(adata, model, queries, keys, scores,

@@ -29,14 +29,15 @@ MAX_CALIBRATION_CELLS = 2_000
 MAX_LOG_SCALE = np.log(1e3)
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax_rows(z: np.ndarray) -> np.ndarray:
+    """Softmax of each row of ``z`` (shifted by the row maximum, so large logits do not overflow)."""
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 
 
 def _mixture(scores: np.ndarray, scale: float, weight: float, prior: np.ndarray) -> np.ndarray:
-    return weight * _softmax(np.float64(scale) * scores) + (1.0 - weight) * prior[None, :]
+    return weight * softmax_rows(np.float64(scale) * scores) + (1.0 - weight) * prior[None, :]
 
 
 def fit_calibration(
