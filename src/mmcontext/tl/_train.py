@@ -323,7 +323,6 @@ def train(
                                              else ds_in["train"])
         finally:
             model.processor.remove_store(TRAIN_STORE)
-    model.eval()
     model.mmc_history = [dict(entry) for entry in trainer.state.log_history]
     params = {
         "caption_key": caption_key,
