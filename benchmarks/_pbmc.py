@@ -15,6 +15,12 @@ def pbmc_train_test() -> SimpleNamespace:
     mmc.pp.prepare(adata, caption_keys={"cell_type": PBMC_LABEL_KEY})
     tr, te = pbmc_split(adata)
     test = adata[te].copy()
-    return SimpleNamespace(adata=adata, tr=tr, te=te, train=adata[tr].copy(), test=test,
-                           truth=test.obs[PBMC_LABEL_KEY].astype(str).to_numpy(),
-                           labels=list(adata.obs[PBMC_LABEL_KEY].cat.categories))
+    return SimpleNamespace(
+        adata=adata,
+        tr=tr,
+        te=te,
+        train=adata[tr].copy(),
+        test=test,
+        truth=test.obs[PBMC_LABEL_KEY].astype(str).to_numpy(),
+        labels=list(adata.obs[PBMC_LABEL_KEY].cat.categories),
+    )

@@ -90,8 +90,7 @@ def _chunk(rng: np.random.Generator, n: int, n_genes: int, density: float, start
     vals = np.log1p(rng.random((n, k), dtype=np.float32) * 4 + 0.5)
     vals += 1.5 * ((cols // stride) % len(TYPES) == types[:, None])
     indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
-    X = sparse.csr_matrix((vals.astype(np.float32).ravel(), cols.astype(np.int32).ravel(), indptr),
-                          shape=(n, n_genes))
+    X = sparse.csr_matrix((vals.astype(np.float32).ravel(), cols.astype(np.int32).ravel(), indptr), shape=(n, n_genes))
     return X, types
 
 
@@ -124,8 +123,12 @@ def write_h5ad(path: Path, n_cells: int, n_genes: int, *, density: float = 0.05,
 
 def _run(mode: str, data: Path, model_dir: Path, out: Path, chunk: int) -> dict:
     env = {**os.environ, "PYTHONPATH": SRC}
-    res = subprocess.run([sys.executable, "-c", CHILD, mode, str(data), str(model_dir), str(out), str(chunk)],
-                         capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(data), str(model_dir), str(out), str(chunk)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if res.returncode:
         raise RuntimeError(res.stderr[-3000:])
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -170,18 +173,28 @@ def main(n_cells: int = 1_000_000, n_genes: int = 2_000, subset: int = 100_000, 
     dense_mb = n_cells * n_genes * 4 / 2**20
     dense_sub_mb = subset * n_genes * 4 / 2**20
     dim = model.omics_encoder.output_dim
-    print(f"atlas: {n_cells:,} cells x {n_genes:,} genes, {density:.0%} non-zero, CSR h5ad {size_mb:,.0f} MiB "
-          f"(written in {t_write:.0f} s); model: {n_genes} -> 256 -> {dim}, trained on 2,000 cells in {t_train:.0f} s")
+    print(
+        f"atlas: {n_cells:,} cells x {n_genes:,} genes, {density:.0%} non-zero, CSR h5ad {size_mb:,.0f} MiB "
+        f"(written in {t_write:.0f} s); model: {n_genes} -> 256 -> {dim}, trained on 2,000 cells in {t_train:.0f} s"
+    )
     print(f"torch threads {__import__('torch').get_num_threads()}, chunk_size {chunk:,}")
-    print(f"streamed, all cells   {n_cells / full['seconds']:>10,.0f} cells/s  ({full['seconds']:.0f} s)  "
-          f"peak RSS +{inc(full):,.0f} MiB = {inc(full) / dense_mb:.3f} x the dense input ({dense_mb:,.0f} MiB)")
+    print(
+        f"streamed, all cells   {n_cells / full['seconds']:>10,.0f} cells/s  ({full['seconds']:.0f} s)  "
+        f"peak RSS +{inc(full):,.0f} MiB = {inc(full) / dense_mb:.3f} x the dense input ({dense_mb:,.0f} MiB)"
+    )
     print(f"subset of {subset:,} cells:")
-    print(f"  in-memory path      {subset / mem['seconds']:>10,.0f} cells/s  peak RSS +{inc(mem):,.0f} MiB "
-          f"({inc(mem) / dense_sub_mb:.2f} x dense input)")
-    print(f"  streamed            {subset / sub['seconds']:>10,.0f} cells/s  peak RSS +{inc(sub):,.0f} MiB "
-          f"({inc(sub) / dense_sub_mb:.2f} x dense input)")
-    print(f"  streamed / in-memory: speed x{mem['seconds'] / sub['seconds']:.2f}, "
-          f"peak RSS increase x{inc(sub) / inc(mem):.3f}; max |difference| {diff:.1e}")
+    print(
+        f"  in-memory path      {subset / mem['seconds']:>10,.0f} cells/s  peak RSS +{inc(mem):,.0f} MiB "
+        f"({inc(mem) / dense_sub_mb:.2f} x dense input)"
+    )
+    print(
+        f"  streamed            {subset / sub['seconds']:>10,.0f} cells/s  peak RSS +{inc(sub):,.0f} MiB "
+        f"({inc(sub) / dense_sub_mb:.2f} x dense input)"
+    )
+    print(
+        f"  streamed / in-memory: speed x{mem['seconds'] / sub['seconds']:.2f}, "
+        f"peak RSS increase x{inc(sub) / inc(mem):.3f}; max |difference| {diff:.1e}"
+    )
 
 
 if __name__ == "__main__":

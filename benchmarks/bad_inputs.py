@@ -36,8 +36,10 @@ def toy(n_obs: int = 24, n_vars: int = 12, *, seed: int = 0) -> ad.AnnData:
     rng = np.random.default_rng(seed)
     X = np.log1p(rng.poisson(2.0, size=(n_obs, n_vars))).astype(np.float32)
     types = np.array(["B cell", "T cell", "monocyte"])[np.arange(n_obs) % 3]
-    obs = pd.DataFrame({"cell_type": pd.Categorical(types), "empty": pd.Series([np.nan] * n_obs, dtype=object),
-                        "blank": [""] * n_obs}, index=[f"c{i}" for i in range(n_obs)])
+    obs = pd.DataFrame(
+        {"cell_type": pd.Categorical(types), "empty": pd.Series([np.nan] * n_obs, dtype=object), "blank": [""] * n_obs},
+        index=[f"c{i}" for i in range(n_obs)],
+    )
     adata = ad.AnnData(X, obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(n_vars)]))
     adata.layers["counts"] = rng.poisson(30.0, size=(n_obs, n_vars)).astype(np.float32)
     mmc.pp.prepare(adata, caption_keys={"cell_type": "cell_type"}, ontology=False)
@@ -130,30 +132,57 @@ def cases() -> list[Case]:
         Case("pp.prepare", "NaN in a sparse adata.X", _sparse_nan, lambda a, m, t: P.prepare(a, method="pca")),
         Case("pp.prepare", "inf in the use_rep embedding", _inf_rep, lambda a, m, t: P.prepare(a, use_rep="X_pca")),
         Case("pp.prepare", "non-numeric use_rep embedding", _str_rep, lambda a, m, t: P.prepare(a, use_rep="X_str")),
-        Case("pp.prepare", "raw integer counts where log-normalised data is needed", _counts_X,
-             lambda a, m, t: P.prepare(a, method="pca")),
+        Case(
+            "pp.prepare",
+            "raw integer counts where log-normalised data is needed",
+            _counts_X,
+            lambda a, m, t: P.prepare(a, method="pca"),
+        ),
         Case("pp.prepare", "unknown method 'pcaa'", same, lambda a, m, t: P.prepare(a, method="pcaa")),
-        Case("pp.prepare", "all-NaN caption column", same,
-             lambda a, m, t: P.prepare(a, caption_keys={"cell_type": "empty"})),
-        Case("pp.prepare", "misspelled caption column 'cel_type'", same,
-             lambda a, m, t: P.prepare(a, caption_keys={"cell_type": "cel_type"})),
-        Case("pp.captions", "template names a missing column", same,
-             lambda a, m, t: P.captions(a, template="{cell_typ} from blood")),
+        Case(
+            "pp.prepare",
+            "all-NaN caption column",
+            same,
+            lambda a, m, t: P.prepare(a, caption_keys={"cell_type": "empty"}),
+        ),
+        Case(
+            "pp.prepare",
+            "misspelled caption column 'cel_type'",
+            same,
+            lambda a, m, t: P.prepare(a, caption_keys={"cell_type": "cel_type"}),
+        ),
+        Case(
+            "pp.captions",
+            "template names a missing column",
+            same,
+            lambda a, m, t: P.captions(a, template="{cell_typ} from blood"),
+        ),
         Case("pp.captions", "a view (adata[mask])", lambda a: a[:5], lambda a, m, t: P.captions(a)),
         # -- tl.train ------------------------------------------------------------------------------
         Case("tl.train", "misspelled caption_key", same, lambda a, m, t: T.train(a, caption_key="mmc_captoin")),
         Case("tl.train", "caption column of empty strings", same, lambda a, m, t: T.train(a, caption_key="blank")),
-        Case("tl.train", "model whose input space has another dimension", same,
-             lambda a, m, t: T.train(a, model=mmc.models.MMContextEncoder.build(5, hidden_dim=8, n_layers=1))),
+        Case(
+            "tl.train",
+            "model whose input space has another dimension",
+            same,
+            lambda a, m, t: T.train(a, model=mmc.models.MMContextEncoder.build(5, hidden_dim=8, n_layers=1)),
+        ),
         Case("tl.train", "resume=True without output_dir", same, lambda a, m, t: T.train(a, resume=True)),
         Case("tl.train", "NaN in the initial embedding", _nan_init, lambda a, m, t: T.train(a)),
         Case("tl.train", "a view (adata[mask])", lambda a: a[:12], lambda a, m, t: T.train(a)),
         # -- tl.embed ------------------------------------------------------------------------------
-        Case("tl.embed", "not prepared (no initial embedding)", lambda a: _set(a, lambda x: (x.obsm.clear(),
-             x.uns.clear())), lambda a, m, t: T.embed(a, m)),
-        Case("tl.embed", "initial embedding with the wrong dimension for the model",
-             lambda a: _set(a, lambda x: x.obsm.__setitem__("X_wrong", np.ones((x.n_obs, 7), np.float32))),
-             lambda a, m, t: T.embed(a, m, use_rep="X_wrong")),
+        Case(
+            "tl.embed",
+            "not prepared (no initial embedding)",
+            lambda a: _set(a, lambda x: (x.obsm.clear(), x.uns.clear())),
+            lambda a, m, t: T.embed(a, m),
+        ),
+        Case(
+            "tl.embed",
+            "initial embedding with the wrong dimension for the model",
+            lambda a: _set(a, lambda x: x.obsm.__setitem__("X_wrong", np.ones((x.n_obs, 7), np.float32))),
+            lambda a, m, t: T.embed(a, m, use_rep="X_wrong"),
+        ),
         Case("tl.embed", "NaN in the initial embedding", _nan_init, lambda a, m, t: T.embed(a, m)),
         Case("tl.embed", "a model path instead of a model", same, lambda a, m, t: T.embed(a, "my_model")),
         Case("tl.embed", "key_added not a string", same, lambda a, m, t: T.embed(a, m, key_added=3)),
@@ -161,10 +190,15 @@ def cases() -> list[Case]:
         # -- tl.query ------------------------------------------------------------------------------
         Case("tl.query", "empty list of queries", same, lambda a, m, t: T.query(a, m, [])),
         Case("tl.query", "query without letters or digits ('!!!')", same, lambda a, m, t: T.query(a, m, "!!!")),
-        Case("tl.query", "two queries mapping to one column", same,
-             lambda a, m, t: T.query(a, m, ["B cells", "b-cells"])),
-        Case("tl.query", "key_added count differs from queries", same,
-             lambda a, m, t: T.query(a, m, ["B cells", "T cells"], key_added="x")),
+        Case(
+            "tl.query", "two queries mapping to one column", same, lambda a, m, t: T.query(a, m, ["B cells", "b-cells"])
+        ),
+        Case(
+            "tl.query",
+            "key_added count differs from queries",
+            same,
+            lambda a, m, t: T.query(a, m, ["B cells", "T cells"], key_added="x"),
+        ),
         Case("tl.query", "backed AnnData opened read-only", None, lambda a, m, t: T.query(a, m, "B cells")),
         # -- tl.annotate ---------------------------------------------------------------------------
         Case("tl.annotate", "misspelled label column 'cell_typ'", same, lambda a, m, t: T.annotate(a, m, "cell_typ")),
@@ -172,17 +206,30 @@ def cases() -> list[Case]:
         Case("tl.annotate", "an empty label", same, lambda a, m, t: T.annotate(a, m, ["B cell", " "])),
         Case("tl.annotate", "label column with only NaN", same, lambda a, m, t: T.annotate(a, m, "empty")),
         # -- pp.build_dataset ------------------------------------------------------------------------
-        Case("pp.build_dataset", "misspelled caption_key", same,
-             lambda a, m, t: P.build_dataset(a, t / "stores", caption_key="mmc_captoin")),
+        Case(
+            "pp.build_dataset",
+            "misspelled caption_key",
+            same,
+            lambda a, m, t: P.build_dataset(a, t / "stores", caption_key="mmc_captoin"),
+        ),
         Case("pp.build_dataset", "duplicated obs_names", _dup_names, lambda a, m, t: P.build_dataset(a, t / "stores")),
         # -- models.load ---------------------------------------------------------------------------
         Case("models.load", "folder that does not exist", same, lambda a, m, t: mmc.models.load(t / "nope")),
-        Case("models.load", "truncated weights file", same,
-             lambda a, m, t: mmc.models.load(_damaged_model(t, m, "truncated"))),
-        Case("models.load", "corrupted modules.json", same,
-             lambda a, m, t: mmc.models.load(_damaged_model(t, m, "json"))),
-        Case("models.load", "omics module folder missing", same,
-             lambda a, m, t: mmc.models.load(_damaged_model(t, m, "missing"))),
+        Case(
+            "models.load",
+            "truncated weights file",
+            same,
+            lambda a, m, t: mmc.models.load(_damaged_model(t, m, "truncated")),
+        ),
+        Case(
+            "models.load", "corrupted modules.json", same, lambda a, m, t: mmc.models.load(_damaged_model(t, m, "json"))
+        ),
+        Case(
+            "models.load",
+            "omics module folder missing",
+            same,
+            lambda a, m, t: mmc.models.load(_damaged_model(t, m, "missing")),
+        ),
     ]
 
 
@@ -202,16 +249,25 @@ def run_case(case: Case, model, tmp: Path) -> dict:
     after = adata_digest(adata) if isinstance(adata, ad.AnnData) else adata.to_numpy().tobytes()
     if isinstance(adata, ad.AnnData) and adata.isbacked:
         adata.file.close()
-    return {"function": case.function, "bad_input": case.bad_input, "error": error,
-            "type": type(error).__name__ if error is not None else "-", "message": text, "unchanged": before == after}
+    return {
+        "function": case.function,
+        "bad_input": case.bad_input,
+        "error": error,
+        "type": type(error).__name__ if error is not None else "-",
+        "message": text,
+        "unchanged": before == after,
+    }
 
 
 def run_all() -> list[dict]:
     """Run every case with a shared untrained model."""
     model = mmc.models.MMContextEncoder.build(12, hidden_dim=16, n_layers=1, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
-        return [run_case(case, model, Path(tmp) / str(i)) for i, case in enumerate(cases())
-                if Path(tmp, str(i)).mkdir() is None]
+        return [
+            run_case(case, model, Path(tmp) / str(i))
+            for i, case in enumerate(cases())
+            if Path(tmp, str(i)).mkdir() is None
+        ]
 
 
 def markdown(rows: list[dict]) -> str:
@@ -236,8 +292,10 @@ def markdown(rows: list[dict]) -> str:
     ]
     for i, r in enumerate(rows, 1):
         msg = r["message"].replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {i} | `{r['function']}` | {r['bad_input']} | `{r['type']}` | {msg} | "
-                     f"{'yes' if r['unchanged'] else '**no**'} |")
+        lines.append(
+            f"| {i} | `{r['function']}` | {r['bad_input']} | `{r['type']}` | {msg} | "
+            f"{'yes' if r['unchanged'] else '**no**'} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -104,17 +104,22 @@ def main() -> None:
                 mmc.tl.query(probe, model, [term.name], key_added="_name", use_rep="X_mmc_init")
                 row[name] = roc_auc_score(y, probe.obs["_name"])
             loto[label] = row
-            print(f"left out {label!r}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "CL name"),
-                  flush=True)
+            print(
+                f"left out {label!r}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "CL name"),
+                flush=True,
+            )
 
     table = pd.DataFrame(summary).T.astype({"text pairs": int})
     if loto:
         ltable = pd.DataFrame(loto).T
         table["left-out type by CL name AUROC (mean)"] = [ltable[name].astype(float).mean() for name in SETUPS]
-        table["left-out types >= 0.80"] = [f"{int((ltable[name].astype(float) >= 0.8).sum())}/{len(ltable)}"
-                                           for name in SETUPS]
-    print(f"\n== pbmc68k_reduced: {train.n_obs} train / {test.n_obs} test cells, {args.epochs} epochs, "
-          f"seed {args.seed} ==")
+        table["left-out types >= 0.80"] = [
+            f"{int((ltable[name].astype(float) >= 0.8).sum())}/{len(ltable)}" for name in SETUPS
+        ]
+    print(
+        f"\n== pbmc68k_reduced: {train.n_obs} train / {test.n_obs} test cells, {args.epochs} epochs, "
+        f"seed {args.seed} =="
+    )
     print(table.round(3).to_string())
     print("\n== Query AUROC on the test cells (tl.query) ==")
     qtable = pd.DataFrame(queries)

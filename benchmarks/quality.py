@@ -86,8 +86,9 @@ def celltypist_predict(train, test) -> np.ndarray:
 
     # CellTypist's default solver passes `multi_class=` that scikit-learn >= 1.8 removed; its SGD solver
     # trains the same one-vs-rest logistic model
-    model = celltypist.train(expr(train), labels=PBMC_LABEL_KEY, check_expression=False, n_jobs=2,
-                             use_SGD=True, alpha=1e-4, max_iter=1000)
+    model = celltypist.train(
+        expr(train), labels=PBMC_LABEL_KEY, check_expression=False, n_jobs=2, use_SGD=True, alpha=1e-4, max_iter=1000
+    )
     result = celltypist.annotate(expr(test), model=model, majority_voting=False)
     return result.predicted_labels["predicted_labels"].astype(str).to_numpy()
 
@@ -116,19 +117,33 @@ def main() -> None:
     mmc.tl.annotate(test, model, labels)
     rows.append(scores_row("mmcontext zero-shot", truth, test.obs["mmc_label"].astype(str)))
     mmc.tl.annotate(test, model, labels, smooth=args.smooth, key_added="mmc_smooth")
-    rows.append(scores_row(f"mmcontext zero-shot, kNN smoothing {args.smooth}", truth,
-                           test.obs["mmc_smooth"].astype(str)))
+    rows.append(
+        scores_row(f"mmcontext zero-shot, kNN smoothing {args.smooth}", truth, test.obs["mmc_smooth"].astype(str))
+    )
     Xtr, Xte, ytr = train.obsm["X_pca"], test.obsm["X_pca"], train.obs[PBMC_LABEL_KEY].astype(str)
-    rows.append(scores_row("kNN (k=15) on X_pca, supervised", truth,
-                           KNeighborsClassifier(15).fit(Xtr, ytr).predict(Xte)))
-    rows.append(scores_row("logistic regression on X_pca, supervised", truth,
-                           LogisticRegression(max_iter=2000).fit(Xtr, ytr).predict(Xte)))
+    rows.append(
+        scores_row("kNN (k=15) on X_pca, supervised", truth, KNeighborsClassifier(15).fit(Xtr, ytr).predict(Xte))
+    )
+    rows.append(
+        scores_row(
+            "logistic regression on X_pca, supervised",
+            truth,
+            LogisticRegression(max_iter=2000).fit(Xtr, ytr).predict(Xte),
+        )
+    )
     try:
         rows.append(scores_row("CellTypist trained on train cells, supervised", truth, celltypist_predict(train, test)))
     except ImportError:
         print("celltypist not installed (pip install celltypist): its row is left out")
-    rows.append({"method": "majority class", "accuracy": majority, "balanced_accuracy": 1 / len(labels),
-                 "macro_f1": np.nan, "mcc": 0.0})
+    rows.append(
+        {
+            "method": "majority class",
+            "accuracy": majority,
+            "balanced_accuracy": 1 / len(labels),
+            "macro_f1": np.nan,
+            "mcc": 0.0,
+        }
+    )
 
     # -- 3. shuffled-caption control -------------------------------------------------------------------
     shuffled = train.copy()
@@ -144,14 +159,18 @@ def main() -> None:
     acc_ctrl = table.loc["control: shuffled captions", "accuracy"]
     pred_rate = ctrl.obs["mmc_label"].astype(str).value_counts(normalize=True)
     chance = float(sum(pred_rate.get(k, 0.0) * v for k, v in pd.Series(truth).value_counts(normalize=True).items()))
-    print(f"shuffled-caption control: accuracy {acc_ctrl:.3f} vs majority rate {majority:.3f} "
-          f"(|diff| {abs(acc_ctrl - majority):.3f}, must be <= 0.05); chance for its label mix (its predictions "
-          f"permuted) {chance:.3f}")
+    print(
+        f"shuffled-caption control: accuracy {acc_ctrl:.3f} vs majority rate {majority:.3f} "
+        f"(|diff| {abs(acc_ctrl - majority):.3f}, must be <= 0.05); chance for its label mix (its predictions "
+        f"permuted) {chance:.3f}"
+    )
     for name, m in (("real captions", model), ("shuffled captions", control)):
         cal = m.calibration
-        print(f"calibration on {cal['n_cells']} validation cells, {name}: weight of the cell scores "
-              f"{cal['weight']:.3f}, "
-              f"scale {cal['scale']:.1f}, NLL {cal['nll']:.3f} vs {cal['nll_prior_only']:.3f} from caption frequencies")
+        print(
+            f"calibration on {cal['n_cells']} validation cells, {name}: weight of the cell scores "
+            f"{cal['weight']:.3f}, "
+            f"scale {cal['scale']:.1f}, NLL {cal['nll']:.3f} vs {cal['nll_prior_only']:.3f} from caption frequencies"
+        )
 
     # -- 2. queries vs marker genes --------------------------------------------------------------------
     mmc.tl.query(test, model, list(PBMC_QUERIES))
@@ -161,16 +180,27 @@ def main() -> None:
         y = np.isin(truth, positives)
         markers = [g for g in MARKERS[text] if g in genes]
         sc.tl.score_genes(test, markers, score_name="_markers", use_raw=True, random_state=0)
-        qrows.append({"query": text, "mmcontext": roc_auc_score(y, test.obs[query_key(text)]),
-                      "score_genes": roc_auc_score(y, test.obs["_markers"]), "markers": " ".join(markers)})
+        qrows.append(
+            {
+                "query": text,
+                "mmcontext": roc_auc_score(y, test.obs[query_key(text)]),
+                "score_genes": roc_auc_score(y, test.obs["_markers"]),
+                "markers": " ".join(markers),
+            }
+        )
     qtable = pd.DataFrame(qrows).set_index("query")
     via = test.copy()
     mmc.tl.label_query(via, model, list(PBMC_QUERIES), labels=labels)
-    qtable.insert(1, "mmcontext label_query", [roc_auc_score(np.isin(truth, pos), via.obs[query_key(q)])
-                                               for q, pos in PBMC_QUERIES.items()])
+    qtable.insert(
+        1,
+        "mmcontext label_query",
+        [roc_auc_score(np.isin(truth, pos), via.obs[query_key(q)]) for q, pos in PBMC_QUERIES.items()],
+    )
     qtable.loc["mean"] = [qtable[c].mean() for c in qtable.columns[:3]] + [""]
-    print("\n== Query AUROC on the test cells: mmcontext (tl.query; tl.label_query through the 10 labels) vs "
-          "marker genes (sc.tl.score_genes) ==")
+    print(
+        "\n== Query AUROC on the test cells: mmcontext (tl.query; tl.label_query through the 10 labels) vs "
+        "marker genes (sc.tl.score_genes) =="
+    )
     print(qtable.round(3).to_string())
 
     # -- 4. a cell type left out of training entirely ------------------------------------------------------
@@ -187,30 +217,53 @@ def main() -> None:
             # no cell of the left-out type was trained on: its training-split cells join the test cells as positives
             probe = ad.concat([test, train[train.obs[PBMC_LABEL_KEY] == label]])
             mmc.tl.query(probe, loo, [term.name, synonym], key_added=["_name", "_synonym"], use_rep="X_mmc_init")
-            mmc.tl.query(probe, loo, [term.name, synonym], key_added=["_name_c", "_synonym_c"], use_rep="X_mmc_init",
-                         contrast=args.contrast)
+            mmc.tl.query(
+                probe,
+                loo,
+                [term.name, synonym],
+                key_added=["_name_c", "_synonym_c"],
+                use_rep="X_mmc_init",
+                contrast=args.contrast,
+            )
             y = probe.obs[PBMC_LABEL_KEY].astype(str).to_numpy() == label
             in_test = probe.obs_names.isin(test.obs_names)
             mmc.tl.annotate(probe, loo, labels, use_rep="X_mmc_init")
             S = probe.obsm["mmc_label_scores"]
             margin = S[label] - S.drop(columns=label).max(axis=1)
-            lrows.append({"left out": label, "cells": int(y.sum()), "name": term.name,
-                          "AUROC name, test cells": roc_auc_score(y[in_test], probe.obs["_name"][in_test]),
-                          "AUROC name": roc_auc_score(y, probe.obs["_name"]),
-                          "synonym": synonym, "AUROC synonym": roc_auc_score(y, probe.obs["_synonym"]),
-                          "AUROC name, contrast": roc_auc_score(y, probe.obs["_name_c"]),
-                          "AUROC synonym, contrast": roc_auc_score(y, probe.obs["_synonym_c"]),
-                          "AUROC label margin": roc_auc_score(y, margin)})
+            lrows.append(
+                {
+                    "left out": label,
+                    "cells": int(y.sum()),
+                    "name": term.name,
+                    "AUROC name, test cells": roc_auc_score(y[in_test], probe.obs["_name"][in_test]),
+                    "AUROC name": roc_auc_score(y, probe.obs["_name"]),
+                    "synonym": synonym,
+                    "AUROC synonym": roc_auc_score(y, probe.obs["_synonym"]),
+                    "AUROC name, contrast": roc_auc_score(y, probe.obs["_name_c"]),
+                    "AUROC synonym, contrast": roc_auc_score(y, probe.obs["_synonym_c"]),
+                    "AUROC label margin": roc_auc_score(y, margin),
+                }
+            )
         ltable = pd.DataFrame(lrows).set_index("left out")
-        print("\n== Each type left out of training, then queried by its CL name / a synonym (AUROC: all cells of the "
-              "type, none seen in training, vs the other types' test cells) ==")
+        print(
+            "\n== Each type left out of training, then queried by its CL name / a synonym (AUROC: all cells of the "
+            "type, none seen in training, vs the other types' test cells) =="
+        )
         print(ltable.round(3).to_string())
-        for col in ["AUROC name, test cells", "AUROC name", "AUROC synonym", "AUROC name, contrast",
-                    "AUROC synonym, contrast", "AUROC label margin"]:
+        for col in [
+            "AUROC name, test cells",
+            "AUROC name",
+            "AUROC synonym",
+            "AUROC name, contrast",
+            "AUROC synonym, contrast",
+            "AUROC label margin",
+        ]:
             print(f"{col}: mean {ltable[col].mean():.3f}, types >= 0.80: {(ltable[col] >= 0.8).sum()}/{len(ltable)}")
-        print("(label margin: the type's score in tl.annotate over all 10 labels minus the best other label's; "
-              f"contrast: tl.query(..., contrast={args.contrast}), the cell's best training-caption similarity "
-              "subtracted)")
+        print(
+            "(label margin: the type's score in tl.annotate over all 10 labels minus the best other label's; "
+            f"contrast: tl.query(..., contrast={args.contrast}), the cell's best training-caption similarity "
+            "subtracted)"
+        )
 
     # -- 5. invariance ----------------------------------------------------------------------------------
     ref = mmc.tl.annotate(test, model, labels, use_rep="X_mmc_init", copy=True).obsm["mmc_label_scores"].to_numpy()

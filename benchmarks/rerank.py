@@ -106,16 +106,22 @@ def main() -> None:
         rr = mmc.tl.train_reranker(train, epochs=args.rerank_epochs, seed=seed)
         rows.append((seed, "train", "bi-encoder", "seconds", t_bi))
         rows.append((seed, "train", "reranker", "seconds", rr.train_seconds))
-        for name, kw in [("bi-encoder", {})] + [(f"rerank top{k}", {"rerank": rr, "top_k": k})
-                                                for k in args.annotate_top_k]:
+        for name, kw in [("bi-encoder", {})] + [
+            (f"rerank top{k}", {"rerank": rr, "top_k": k}) for k in args.annotate_top_k
+        ]:
             values = _zero_shot(test, model, **kw)
-            rows += [(seed, "annotate", name, metric, v)
-                     for metric, v in zip(("accuracy", "macro_f1", "s_per_1k_cells"), values, strict=True)]
-        for name, kw in [("bi-encoder", {})] + [(f"rerank top{k}", {"rerank": rr, "top_k": k})
-                                                for k in args.query_top_k]:
+            rows += [
+                (seed, "annotate", name, metric, v)
+                for metric, v in zip(("accuracy", "macro_f1", "s_per_1k_cells"), values, strict=True)
+            ]
+        for name, kw in [("bi-encoder", {})] + [
+            (f"rerank top{k}", {"rerank": rr, "top_k": k}) for k in args.query_top_k
+        ]:
             values = _query(test, model, **kw)
-            rows += [(seed, "query", name, metric, v)
-                     for metric, v in zip(("auroc_mean", "auroc_min", "s_per_1k_cells_per_query"), values, strict=True)]
+            rows += [
+                (seed, "query", name, metric, v)
+                for metric, v in zip(("auroc_mean", "auroc_min", "s_per_1k_cells_per_query"), values, strict=True)
+            ]
         for name, m, rep in (("head on X_mmc", model, None), ("head on X_pca", None, "X_pca")):
             acc, f1, secs = _head(adata, m, is_train, rep)
             rows += [

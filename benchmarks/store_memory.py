@@ -71,17 +71,22 @@ def main() -> None:
         store = write_store(src, f"{tmp}/bench", ids=[f"cell{i:07d}" for i in range(n)], name="bench")
         t_write = time.perf_counter() - t
         size_mb = (store.path / "vectors.npy").stat().st_size / 2**20
-        out = subprocess.run([sys.executable, "-c", CHILD, str(store.path), str(batch)], capture_output=True,
-                             text=True, check=True, env={"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
-                                                         "PATH": "/usr/bin:/bin"})
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(store.path), str(batch)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "PATH": "/usr/bin:/bin"},
+        )
         res = json.loads(out.stdout.strip().splitlines()[-1])
     # baseline: imports done, store opened, the 1M id strings built; peak: VmRSS sampled after every batch
     peak_increase = res["peak_mb"] - res["baseline_mb"]
     print(f"store: {n:,} x {d} float32 = {size_mb:.1f} MiB (write {t_write:.1f} s, open+verify {res['open_s']:.2f} s)")
-    print(f"resolved {n:,} ids in batches of {batch} in {res['resolve_s']:.1f} s "
-          f"({n / res['resolve_s']:,.0f} ids/s)")
-    print(f"RSS baseline {res['baseline_mb']:.1f} MiB (high-water before {res['hwm_before_mb']:.1f}), "
-          f"peak {res['peak_mb']:.1f} MiB")
+    print(f"resolved {n:,} ids in batches of {batch} in {res['resolve_s']:.1f} s ({n / res['resolve_s']:,.0f} ids/s)")
+    print(
+        f"RSS baseline {res['baseline_mb']:.1f} MiB (high-water before {res['hwm_before_mb']:.1f}), "
+        f"peak {res['peak_mb']:.1f} MiB"
+    )
     print(f"peak increase / store size = {peak_increase / size_mb:.2f} (target < 2)")
 
 

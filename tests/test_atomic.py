@@ -112,8 +112,9 @@ def test_atomic_file_error_keeps_old(tmp_path, tiny):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5ad"]
 
 
-@pytest.mark.parametrize("damage", ["missing_modules", "missing_omics", "truncated_weights", "bad_json",
-                                    "garbage_header"])
+@pytest.mark.parametrize(
+    "damage", ["missing_modules", "missing_omics", "truncated_weights", "bad_json", "garbage_header"]
+)
 def test_load_damaged_folder_names_the_file(tmp_path, small_model, damage):
     target = tmp_path / "model"
     mmc.models.save_model(small_model, target)

@@ -26,15 +26,36 @@ import mmcontext as mmc
 from mmcontext._validation import adata_digest
 
 N_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "500"))
-FUZZ = settings(max_examples=N_EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=N_EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 DOCUMENTED = (ValueError, TypeError)
 DIM = 6  # input dimension of the shared model
 
 #: odd category names: unicode, whitespace, punctuation, empty, numbers-as-text, very long
 NAMES = st.one_of(
-    st.sampled_from(["B cell", "T cell", "monocyte", "NK cell", "", " ", "n/a", "nan", "None", "Zelle ü", "細胞",
-                     "CD4+ T", "a|b", "x" * 300, "1", "\t", "🧬 cell", "CL:0000236"]),
+    st.sampled_from(
+        [
+            "B cell",
+            "T cell",
+            "monocyte",
+            "NK cell",
+            "",
+            " ",
+            "n/a",
+            "nan",
+            "None",
+            "Zelle ü",
+            "細胞",
+            "CD4+ T",
+            "a|b",
+            "x" * 300,
+            "1",
+            "\t",
+            "🧬 cell",
+            "CL:0000236",
+        ]
+    ),
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12),
 )
 
@@ -78,8 +99,9 @@ def adatas(draw, *, with_init: bool = False):
     col = draw(st.sampled_from(["cell_type", "celltype", "Cell Type ü", "labels", "weird col!"]))
     obs[col] = pd.Categorical(types) if draw(st.booleans()) else pd.Series(types, index=obs.index, dtype=object)
     if draw(st.booleans()):
-        obs["tissue"] = pd.Categorical(draw(st.lists(st.sampled_from(["blood", "lung", "脑"]), min_size=n_obs,
-                                                     max_size=n_obs)))
+        obs["tissue"] = pd.Categorical(
+            draw(st.lists(st.sampled_from(["blood", "lung", "脑"]), min_size=n_obs, max_size=n_obs))
+        )
     if draw(st.integers(0, 4)) == 2:
         obs["empty"] = pd.Series([np.nan] * n_obs, index=obs.index, dtype=object)
     var = pd.DataFrame(index=[f"g{j}" for j in range(n_vars)])
@@ -164,8 +186,11 @@ def test_fuzz_build_dataset(adata, shape, seed):
                 assert all(isinstance(c, str) and c.strip() for c in ds[split]["caption"])
             assert sum(len(ds[s]) for s in ds) >= 1
 
-        outcome = _check(lambda a: mmc.pp.build_dataset(a, Path(tmp) / "stores", shape=shape, seed=seed,
-                                                        caption_key="mmc_caption"), adata, verify)
+        outcome = _check(
+            lambda a: mmc.pp.build_dataset(a, Path(tmp) / "stores", shape=shape, seed=seed, caption_key="mmc_caption"),
+            adata,
+            verify,
+        )
     _count("build_dataset", outcome)
 
 
@@ -181,12 +206,14 @@ def test_fuzz_embed(model, adata, batch_size):
         np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
         assert a.uns["mmcontext"]["embed"]["input_dim"] == DIM
 
-    _count("embed", _check(lambda a: mmc.tl.embed(a, model, use_rep="X_mmc_init", batch_size=batch_size),
-                           adata, verify))
+    _count(
+        "embed", _check(lambda a: mmc.tl.embed(a, model, use_rep="X_mmc_init", batch_size=batch_size), adata, verify)
+    )
 
 
-QUERIES = st.lists(st.one_of(NAMES, st.sampled_from(["natural killer cells", "B cells", "monocytes"])),
-                   min_size=0, max_size=3)
+QUERIES = st.lists(
+    st.one_of(NAMES, st.sampled_from(["natural killer cells", "B cells", "monocytes"])), min_size=0, max_size=3
+)
 
 
 @FUZZ
@@ -194,7 +221,7 @@ QUERIES = st.lists(st.one_of(NAMES, st.sampled_from(["natural killer cells", "B 
 def test_fuzz_query(model, adata, queries):
     def verify(a, result):
         keys = a.uns["mmcontext"]["query"]["keys"]
-        for key in keys[-(1 if isinstance(queries, str) else len(queries)):]:
+        for key in keys[-(1 if isinstance(queries, str) else len(queries)) :]:
             scores = a.obs[key].to_numpy()
             assert scores.dtype == np.float32 and np.all(np.abs(scores) <= 1.0 + 1e-5)
 
@@ -202,9 +229,13 @@ def test_fuzz_query(model, adata, queries):
 
 
 @FUZZ
-@given(adata=adatas(with_init=True), labels=st.one_of(st.lists(NAMES, min_size=0, max_size=4),
-                                                     st.sampled_from(["cell_type", "celltype", "empty", "nope"])),
-       templates=st.sampled_from([None, ["a {label} cell"], ["{label}", "{label} from blood"]]))
+@given(
+    adata=adatas(with_init=True),
+    labels=st.one_of(
+        st.lists(NAMES, min_size=0, max_size=4), st.sampled_from(["cell_type", "celltype", "empty", "nope"])
+    ),
+    templates=st.sampled_from([None, ["a {label} cell"], ["{label}", "{label} from blood"]]),
+)
 def test_fuzz_annotate(model, adata, labels, templates):
     def verify(a, result):
         lab = a.obs["mmc_label"]
@@ -214,8 +245,14 @@ def test_fuzz_annotate(model, adata, labels, templates):
         assert np.isfinite(a.obs["mmc_label_score"].to_numpy()).all()
         assert a.obsm["mmc_label_scores"].shape == (a.n_obs, len(names))
 
-    _count("annotate", _check(lambda a: mmc.tl.annotate(a, model, labels, templates=templates, ontology=False,
-                                                        use_rep="X_mmc_init"), adata, verify))
+    _count(
+        "annotate",
+        _check(
+            lambda a: mmc.tl.annotate(a, model, labels, templates=templates, ontology=False, use_rep="X_mmc_init"),
+            adata,
+            verify,
+        ),
+    )
 
 
 def test_fuzz_outcomes_cover_both_paths():
@@ -226,4 +263,3 @@ def test_fuzz_outcomes_cover_both_paths():
             continue
         assert seen["ok"] > 0 and seen["error"] > 0, (name, seen)
         assert seen["ok"] + seen["error"] >= N_EXAMPLES, (name, seen)
-

@@ -110,8 +110,12 @@ def test_provenance_traces_and_recreates(models, tmp_path):
     assert prov["prepare"]["seed"] == 0 and prov["prepare"]["init_key"] == "X_mmc_init"
     # re-create the embedding from nothing but the provenance record
     again = _data()
-    mmc.tl.embed(again, mmc.models.load(prov["embed"]["model"]), use_rep=prov["embed"]["use_rep"],
-                 key_added=prov["embed"]["key_added"])
+    mmc.tl.embed(
+        again,
+        mmc.models.load(prov["embed"]["model"]),
+        use_rep=prov["embed"]["use_rep"],
+        key_added=prov["embed"]["key_added"],
+    )
     np.testing.assert_array_equal(again.obsm["X_mmc"], adata.obsm["X_mmc"])
     assert again.uns["mmcontext"]["embed"]["model_fingerprint"] == prov["embed"]["model_fingerprint"]
     # the record survives h5ad

@@ -34,8 +34,16 @@ def model():
 
 def test_at_least_25_cases_over_every_public_function():
     assert len(CASES) >= 25
-    assert {c.function for c in CASES} >= {"pp.prepare", "pp.captions", "pp.build_dataset", "tl.train", "tl.embed",
-                                            "tl.query", "tl.annotate", "models.load"}
+    assert {c.function for c in CASES} >= {
+        "pp.prepare",
+        "pp.captions",
+        "pp.build_dataset",
+        "tl.train",
+        "tl.embed",
+        "tl.query",
+        "tl.annotate",
+        "models.load",
+    }
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.function}:{c.bad_input}" for c in CASES])

@@ -155,8 +155,10 @@ def get_layer(adata: AnnData, layer: str | None) -> tuple[Any, str]:
     if layer is None:
         return adata.X, "adata.X"
     if layer not in adata.layers:
-        raise MMContextKeyError(f"adata.layers[{layer!r}] not found.{_closest(layer, adata.layers.keys())} "
-                                "Pass an existing `layer=` or leave it out to use adata.X.")
+        raise MMContextKeyError(
+            f"adata.layers[{layer!r}] not found.{_closest(layer, adata.layers.keys())} "
+            "Pass an existing `layer=` or leave it out to use adata.X."
+        )
     return adata.layers[layer], f"adata.layers[{layer!r}]"
 
 
@@ -194,7 +196,9 @@ def warn_if_scaled(X: Any, *, what: str) -> None:
         logger.warning(
             "%s has negative values: it looks scaled (sc.pp.scale), but the gene panel expects log-normalised "
             "expression, which also keeps new data projectable by gene name. Pass `layer=` (or put the log-normalised "
-            "matrix, e.g. `adata.raw.to_adata().X`, in X); mmc.datasets.pbmc68k_reduced() already does.", what)
+            "matrix, e.g. `adata.raw.to_adata().X`, in X); mmc.datasets.pbmc68k_reduced() already does.",
+            what,
+        )
 
 
 def check_counts(X: Any, *, what: str) -> None:
@@ -257,8 +261,9 @@ def check_model_folder(path: str | os.PathLike) -> None:
         for name in config.get("structure", {}).values() if isinstance(config.get("structure"), dict) else []:
             for module in name if isinstance(name, list) else [name]:
                 if not (root / str(module)).exists():
-                    raise FileNotFoundError(f"Module folder {str(root / str(module))!r} named in router_config.json "
-                                            f"is missing. {fix}")
+                    raise FileNotFoundError(
+                        f"Module folder {str(root / str(module))!r} named in router_config.json is missing. {fix}"
+                    )
     for file in sorted(root.rglob("*.safetensors")):
         _check_safetensors(file, fix)
 

@@ -57,8 +57,10 @@ def quickstart(out: Path, *, epochs: int = 10, seed: int = 0) -> dict[str, float
     mmc.tl.query(adata, model, ["natural killer cells", "monocytes", "B lymphocytes", "antibody-secreting cells"])
     mmc.tl.annotate(adata, model, labels)
     _save_fig(mmc.pl.query(adata, show=False, return_fig=True), out / "query_umap.png")
-    _save_fig(mmc.pl.embedding(adata, color=[PBMC_LABEL_KEY, "mmc_label"], show=False, return_fig=True),
-              out / "joint_umap.png")
+    _save_fig(
+        mmc.pl.embedding(adata, color=[PBMC_LABEL_KEY, "mmc_label"], show=False, return_fig=True),
+        out / "joint_umap.png",
+    )
     _save_fig(mmc.pl.training(model, show=False, return_fig=True), out / "training.png")
     _write_h5ad(adata, out / "pbmc68k_mmc.h5ad")
     metrics["seconds"] = time.perf_counter() - t0
@@ -132,8 +134,15 @@ def main(argv: list[str] | None = None) -> int:
             mmc.pp.prepare(adata, caption_keys=keys)
         elif args.caption_key is None:
             mmc.pp.captions(adata, keys={"cell_type": args.cell_type_key} if args.cell_type_key else None)
-        mmc.tl.train(adata, caption_key=args.caption_key, use_rep=args.use_rep, epochs=args.epochs,
-                     batch_size=args.batch_size, seed=args.seed, output_dir=args.model_out)
+        mmc.tl.train(
+            adata,
+            caption_key=args.caption_key,
+            use_rep=args.use_rep,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            output_dir=args.model_out,
+        )
         print(f"saved model to {args.model_out}")
         return 0
 

@@ -63,7 +63,7 @@ def test_save_then_load_in_a_fresh_process_gives_identical_embeddings(small_mode
         import json, numpy as np
         from sentence_transformers import SentenceTransformer
         import mmcontext as mmc
-        X = np.load({str(tmp_path / 'X.npy')!r})
+        X = np.load({str(tmp_path / "X.npy")!r})
         m = mmc.models.load({str(path)!r})
         st = SentenceTransformer({str(path)!r}, trust_remote_code=True)
         out = dict(cells=m.encode_cells(X).tolist(), text=m.encode_text({texts!r}).tolist(),

@@ -20,8 +20,10 @@ def test_loss_columns_negatives_are_other_captions():
     assert set(tri["negative"]) == {"a", "b", "c"}  # every other caption gets drawn
     con = loss_columns("contrastive", cells, caps, seed=1)
     assert len(con["cell"]) == 2 * len(cells) and sum(con["label"]) == len(cells)
-    assert all((lab == 1.0) == (c == caps[i % len(caps)])
-               for i, (c, lab) in enumerate(zip(con["caption"], con["label"], strict=True)))
+    assert all(
+        (lab == 1.0) == (c == caps[i % len(caps)])
+        for i, (c, lab) in enumerate(zip(con["caption"], con["label"], strict=True))
+    )
     with pytest.raises(ValueError, match="all cells share one caption"):
         loss_columns("triplet", cells[:3], ["x"] * 3)
 

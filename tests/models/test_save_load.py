@@ -44,8 +44,13 @@ LOAD_SCRIPT = textwrap.dedent(
 def _fresh_process(path, X, tmp, how):
     np.save(tmp / "X.npy", X)
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(path), str(tmp), how], check=True, env=env,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, str(path), str(tmp), how],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     return {k: np.load(tmp / f"{k}.npy") for k in ("cells", "texts", "query")}
 
 
@@ -56,12 +61,19 @@ def _state(model):
 @pytest.fixture(scope="module")
 def adapter_model():
     """An untrained model with every module type: Transformer, Pooling, Dense adapter, OmicsEncoder, Normalize."""
-    model = MMContextEncoder.build(12, text_adapter=True, embedding_dim=64, hidden_dim=32, seed=3,
-                                   prompts={"query": "a cell that is ", "document": ""})
+    model = MMContextEncoder.build(
+        12,
+        text_adapter=True,
+        embedding_dim=64,
+        hidden_dim=32,
+        seed=3,
+        prompts={"query": "a cell that is ", "document": ""},
+    )
     rng = np.random.default_rng(0)
     model.omics_encoder.fit_scaler(rng.normal(2.0, 3.0, size=(50, 12)))
-    model.omics_encoder.set_input_arrays(genes=[f"g{i}" for i in range(20)],
-                                         loadings=rng.normal(size=(20, 12)), mean=rng.normal(size=20))
+    model.omics_encoder.set_input_arrays(
+        genes=[f"g{i}" for i in range(20)], loadings=rng.normal(size=(20, 12)), mean=rng.normal(size=20)
+    )
     return model
 
 
@@ -74,8 +86,9 @@ def test_adapter_model_round_trip_in_fresh_process(adapter_model, tmp_path, how)
     np.testing.assert_allclose(got["cells"], adapter_model.encode_cells(X), atol=1e-6)
     np.testing.assert_allclose(got["texts"], adapter_model.encode(TEXTS, task="text"), atol=1e-6)
     # the query prompt is stored in the config and applied by encode_query
-    np.testing.assert_allclose(got["query"], adapter_model.encode(["a cell that is " + TEXTS[0]], task="text"),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        got["query"], adapter_model.encode(["a cell that is " + TEXTS[0]], task="text"), atol=1e-6
+    )
     assert not np.allclose(got["query"], got["texts"][:1], atol=1e-3)
 
 
@@ -116,14 +129,28 @@ def test_every_tensor_survives_hub_layout_and_push_to_hub(trained_model, tmp_pat
     assert calls == [("create_repo", "user/pbmc-mmcontext"), ("upload_folder", "user/pbmc-mmcontext")]
 
     files = {str(p.relative_to(hub)) for p in hub.rglob("*") if p.is_file()}
-    for f in ("modules.json", "config_sentence_transformers.json", "README.md", "router_config.json",
-              "omics_0_OmicsEncoder/config.json", "omics_0_OmicsEncoder/model.safetensors",
-              "omics_0_OmicsEncoder/input_space.npz", "text_0_Transformer/model.safetensors",
-              "1_Normalize/config.json"):
+    for f in (
+        "modules.json",
+        "config_sentence_transformers.json",
+        "README.md",
+        "router_config.json",
+        "omics_0_OmicsEncoder/config.json",
+        "omics_0_OmicsEncoder/model.safetensors",
+        "omics_0_OmicsEncoder/input_space.npz",
+        "text_0_Transformer/model.safetensors",
+        "1_Normalize/config.json",
+    ):
         assert f in files, f"{f} missing from the uploaded folder: {sorted(files)}"
     readme = (hub / "README.md").read_text()
-    for needle in ("## mmcontext: cells and captions", "**Data**: 560 cells x 765 genes", "bulk_labels",
-                   "**Input space**: genes (765 features", "input_space.npz", "**Loss**: mnrl", "eval_loss="):
+    for needle in (
+        "## mmcontext: cells and captions",
+        "**Data**: 560 cells x 765 genes",
+        "bulk_labels",
+        "**Input space**: genes (765 features",
+        "input_space.npz",
+        "**Loss**: mnrl",
+        "eval_loss=",
+    ):
         assert needle in readme, f"{needle!r} not in the model card"
     config = json.loads((hub / "omics_0_OmicsEncoder" / "config.json").read_text())
     assert config["input_dim"] == trained_model.input_dim and config["input_space"]["method"] == "genes"
@@ -135,4 +162,3 @@ def test_every_tensor_survives_hub_layout_and_push_to_hub(trained_model, tmp_pat
         assert torch.equal(tensor, after[name]), f"{name} changed on load"
     arrays = loaded.omics_encoder.input_arrays
     np.testing.assert_array_equal(arrays["genes"], trained_model.omics_encoder.input_arrays["genes"])
-

@@ -84,8 +84,12 @@ def test_pl_evaluate(annotated):
     assert widths[0] == pytest.approx(acc)
     ax = mmc.pl.evaluate(res, metrics=["auroc"], subjects=list(PBMC_QUERIES)[:3], show=False)
     assert [t.get_text() for t in ax.get_yticklabels()] == [f"query auroc ({q})" for q in list(PBMC_QUERIES)[:3]]
-    fig = mmc.pl.evaluate({"mmcontext": res, "baseline": res.assign(value=res["value"] / 2)},
-                          metrics=["accuracy", "macro_f1", "type_accuracy"], show=False, return_fig=True)
+    fig = mmc.pl.evaluate(
+        {"mmcontext": res, "baseline": res.assign(value=res["value"] / 2)},
+        metrics=["accuracy", "macro_f1", "type_accuracy"],
+        show=False,
+        return_fig=True,
+    )
     ax = fig.axes[0]
     # one bar per method and metric
     assert [t.get_text() for t in ax.get_yticklabels()] == ["accuracy", "macro_f1", "type_accuracy"]

@@ -47,8 +47,13 @@ def test_multiplet_negatives_are_truly_different(prepared, tmp_path):
     idx = prepared.obs_names.get_indexer([r.split(":", 1)[1] for r in refs])
     np.testing.assert_allclose(store.rows([r.split(":", 1)[1] for r in refs]), prepared.obsm["X_mmc_init"][idx])
     inputs = training_inputs(ds)
-    assert inputs["router_mapping"] == {"cell": "omics", "caption": "text", "negative_1": "text",
-                                        "negative_2": "text", "negative_3": "text"}
+    assert inputs["router_mapping"] == {
+        "cell": "omics",
+        "caption": "text",
+        "negative_1": "text",
+        "negative_2": "text",
+        "negative_3": "text",
+    }
 
 
 def test_hard_negatives_are_the_most_similar(prepared, tmp_path):
@@ -115,8 +120,16 @@ def test_split_by_donor_and_several_adata(tmp_path):
         ad.obsm["X_init"] = ad.X[:, :6].copy()
         ad.obs["mmc_caption"] = ("a " + ad.obs["cell_type"].astype(str) + f" from study {i}").values
         parts[f"study{i}"] = ad
-    ds = mmc.pp.build_dataset(parts, tmp_path, use_rep="X_init", split_by="donor", validation_size=0.15,
-                              test_size=0.3, label_key="cell_type", seed=3)
+    ds = mmc.pp.build_dataset(
+        parts,
+        tmp_path,
+        use_rep="X_init",
+        split_by="donor",
+        validation_size=0.15,
+        test_size=0.3,
+        label_key="cell_type",
+        seed=3,
+    )
     assert set(ds) == {"train", "validation", "test"}
     donor = {f"{k}:{n}": d for k, ad in parts.items() for n, d in zip(ad.obs_names, ad.obs["donor"], strict=True)}
     donors = {s: {donor[c] for c in ds[s]["cell"]} for s in ds}

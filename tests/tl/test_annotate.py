@@ -11,8 +11,13 @@ import mmcontext as mmc
 from mmcontext.datasets import PBMC_LABEL_KEY
 from mmcontext.tl._annotate import label_texts, smooth_scores, subtype_map
 
-T_LABELS = ["CD4+/CD25 T Reg", "CD4+/CD45RA+/CD25- Naive T", "CD4+/CD45RO+ Memory", "CD8+ Cytotoxic T",
-            "CD8+/CD45RA+ Naive Cytotoxic"]
+T_LABELS = [
+    "CD4+/CD25 T Reg",
+    "CD4+/CD45RA+/CD25- Naive T",
+    "CD4+/CD45RO+ Memory",
+    "CD8+ Cytotoxic T",
+    "CD8+/CD45RA+ Naive Cytotoxic",
+]
 
 
 @pytest.fixture
@@ -55,8 +60,9 @@ def test_scores_do_not_depend_on_batch_or_subset(test_cells, trained_model):
         mmc.tl.annotate(sub, trained_model, labels)
     finally:
         mmc.settings.batch_size = old
-    np.testing.assert_allclose(sub.obsm["mmc_label_scores"].to_numpy(),
-                               full.obsm["mmc_label_scores"].to_numpy()[::7], atol=1e-5)
+    np.testing.assert_allclose(
+        sub.obsm["mmc_label_scores"].to_numpy(), full.obsm["mmc_label_scores"].to_numpy()[::7], atol=1e-5
+    )
     assert (sub.obs["mmc_label"].astype(str) == full.obs["mmc_label"].astype(str).to_numpy()[::7]).all()
 
 
@@ -65,8 +71,9 @@ def test_templates_are_averaged(test_cells, trained_model):
     assert texts[0][1] == "a CD16-positive, CD56-dim natural killer cell, human"
     assert texts[0][2] == "CD56+ NK cells"
     assert "natural killer" in texts[0][0] and "lymphoid lineage" in texts[0][0]
-    a = mmc.tl.annotate(test_cells, trained_model, ["CD56+ NK", "CD19+ B"], templates=["{caption}", "a {name}"],
-                        copy=True)
+    a = mmc.tl.annotate(
+        test_cells, trained_model, ["CD56+ NK", "CD19+ B"], templates=["{caption}", "a {name}"], copy=True
+    )
     emb = trained_model.encode_text(texts[0][:2])
     mean = emb.mean(axis=0)
     mean /= np.linalg.norm(mean)
@@ -84,7 +91,13 @@ def test_cell_ontology_ids_and_subtypes(test_cells, trained_model):
     assert sorted(mapping["myeloid cell"]) == ["CD14+ Monocyte"]  # CL puts dendritic cells elsewhere
     plain = mmc.tl.annotate(test_cells, trained_model, ids, copy=True)
     assert list(plain.obs["mmc_label"].cat.categories) == [
-        "T cell", "B cell", "monocyte", "natural killer cell", "dendritic cell", "hematopoietic stem cell"]
+        "T cell",
+        "B cell",
+        "monocyte",
+        "natural killer cell",
+        "dendritic cell",
+        "hematopoietic stem cell",
+    ]
     assert list(plain.uns["mmcontext"]["annotate"]["cl_ids"]) == ids
     broad = mmc.tl.annotate(test_cells, trained_model, ids, subtypes=PBMC_LABEL_KEY, copy=True)
     is_t = np.isin(truth, T_LABELS)
@@ -158,7 +171,13 @@ def test_captions_name_the_lineage():
 
     onto = CellOntology.load()
     assert [onto.lineage(x) for x in ["Dendritic", "CD14+ Monocyte", "CD19+ B", "NK", "erythrocyte", "CD34+"]] == [
-        "myeloid", "myeloid", "lymphoid", "lymphoid", "erythroid", None]
+        "myeloid",
+        "myeloid",
+        "lymphoid",
+        "lymphoid",
+        "erythroid",
+        None,
+    ]
     assert onto.lineage("louvain 3") is None
     texts = label_texts(["Dendritic", "CD34+"])
     assert texts[0][0].endswith("of the myeloid lineage.") and "lineage" not in texts[1][0]
@@ -172,11 +191,13 @@ def test_label_query_scores_through_labels(test_cells, trained_model, tmp_path):
     truth = test_cells.obs[PBMC_LABEL_KEY].astype(str).to_numpy()
     labels = list(test_cells.obs[PBMC_LABEL_KEY].cat.categories)
     mmc.tl.query(test_cells, trained_model, list(PBMC_QUERIES))
-    direct = {q: roc_auc_score(np.isin(truth, pos), test_cells.obs[mmc._keys.query_key(q)])
-              for q, pos in PBMC_QUERIES.items()}
+    direct = {
+        q: roc_auc_score(np.isin(truth, pos), test_cells.obs[mmc._keys.query_key(q)]) for q, pos in PBMC_QUERIES.items()
+    }
     mmc.tl.label_query(test_cells, trained_model, list(PBMC_QUERIES), labels=PBMC_LABEL_KEY)
-    via = {q: roc_auc_score(np.isin(truth, pos), test_cells.obs[mmc._keys.query_key(q)])
-           for q, pos in PBMC_QUERIES.items()}
+    via = {
+        q: roc_auc_score(np.isin(truth, pos), test_cells.obs[mmc._keys.query_key(q)]) for q, pos in PBMC_QUERIES.items()
+    }
     assert np.mean(list(via.values())) >= 0.95 and np.mean(list(via.values())) > np.mean(list(direct.values()))
     assert via["myeloid cells"] >= 0.95 and via["T cells"] >= 0.95
     entry = test_cells.uns["mmcontext"]["query"]

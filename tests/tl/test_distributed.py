@@ -35,16 +35,27 @@ def _torchrun(tmp_path, kwargs: dict) -> list[dict]:
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-           str(tmp_path / "model"), json.dumps(kwargs)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        str(tmp_path / "model"),
+        json.dumps(kwargs),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return sorted((json.loads(line[7:]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")),
-                  key=lambda r: r["rank"])
+    return sorted(
+        (json.loads(line[7:]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")),
+        key=lambda r: r["rank"],
+    )
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"text_trainable": 1, "text_pairs": "ontology"}],
-                         ids=["cells-captions", "with-text-pairs"])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"text_trainable": 1, "text_pairs": "ontology"}], ids=["cells-captions", "with-text-pairs"]
+)
 def test_two_processes_train_one_model(tmp_path, kwargs):
     ranks = _torchrun(tmp_path, kwargs)
     assert [r["rank"] for r in ranks] == [0, 1] and ranks[0]["world"] == 2

@@ -104,11 +104,14 @@ def test_incomplete_checkpoint_is_skipped(tmp_path):
     assert mmc.tl._checkpoints.last_checkpoint(tmp_path / "none") is None
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"save_steps": 4}, "need output_dir"),
-    ({"resume": True}, "need output_dir"),
-    ({"save_steps": 0, "output_dir": "x"}, "positive int"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"save_steps": 4}, "need output_dir"),
+        ({"resume": True}, "need output_dir"),
+        ({"save_steps": 0, "output_dir": "x"}, "positive int"),
+    ],
+)
 def test_checkpoint_options_validated(kwargs, match):
     adata = _data()
     before = adata.copy()

@@ -73,8 +73,9 @@ def test_ontology_pairs_cover_synonyms_definitions_and_ancestors(prepared, cl):
     assert all((syn, t.name) in pairs for t in broad for syn in t.synonyms if syn != t.name)
     # only the labels of the cells that train: without the monocytes no monocyte term appears
     no_mono = (prepared.obs["annot_x"] != "monocyte").to_numpy()
-    ds2, info2 = build_text_pairs("ontology", text_trainable=True, adata=prepared, caption_key="mmc_caption",
-                                  cells=no_mono)
+    ds2, info2 = build_text_pairs(
+        "ontology", text_trainable=True, adata=prepared, caption_key="mmc_caption", cells=no_mono
+    )
     mono = cl.match("monocyte").name
     assert info2["n_labels_matched"] == 2 and len(ds2) < len(ds)
     assert mono in {t for p in pairs for t in p}
@@ -95,8 +96,9 @@ def test_text_pair_loss_masks_repeated_texts():
         ids = torch.tensor(ids)
         return {"input_values": x, "input_ids": ids, "attention_mask": (ids > 0).long()}
 
-    distinct = loss([feats(a, [[1, 0], [2, 0], [3, 0], [4, 0]]), feats(p, [[5, 0, 0], [6, 0, 0], [7, 0, 0],
-                                                                          [8, 9, 0]])], None)
+    distinct = loss(
+        [feats(a, [[1, 0], [2, 0], [3, 0], [4, 0]]), feats(p, [[5, 0, 0], [6, 0, 0], [7, 0, 0], [8, 9, 0]])], None
+    )
     logits = 10.0 * a @ p.T
     assert torch.allclose(distinct, torch.nn.functional.cross_entropy(logits, torch.arange(4)), atol=1e-5)
     # rows 0 and 1 share a positive, rows 2 and 3 an anchor (one name, two ancestors): not each other's negatives
@@ -123,8 +125,15 @@ def _pair_retrieval(model, pairs) -> float:
 def test_train_with_ontology_pairs_trains_the_text_tower(prepared, untrained_text, tmp_path):
     ds, _ = build_text_pairs("ontology", text_trainable=2, adata=prepared, caption_key="mmc_caption")
     pairs = list(zip(ds["anchor"], ds["positive"], strict=True))
-    model = mmc.tl.train(prepared, epochs=2, seed=0, text_trainable=2, text_pairs="ontology",
-                         text_learning_rate=5e-4, output_dir=tmp_path / "m")
+    model = mmc.tl.train(
+        prepared,
+        epochs=2,
+        seed=0,
+        text_trainable=2,
+        text_pairs="ontology",
+        text_learning_rate=5e-4,
+        output_dir=tmp_path / "m",
+    )
     rec = prepared.uns["mmcontext"]["train"]["text_pairs"]
     assert rec["kind"] == "ontology" and rec["n_pairs"] == len(pairs) and rec["cell_type_key"] == "annot_x"
     assert model.mmc_training["text_pairs"]["n_pairs"] == len(pairs)

@@ -92,8 +92,9 @@ def test_query_reuses_joint_embedding_only_from_the_same_model(trained_model, pb
 def test_query_expansion_phrases_ontology_terms_as_captions_only(trained_model, pbmc_split):
     from mmcontext.tl._query import query_texts
 
-    texts = query_texts(["monocytes", "CL:0000623", "cells with high mitochondrial content", "proliferating cells"],
-                        expand="ontology")
+    texts = query_texts(
+        ["monocytes", "CL:0000623", "cells with high mitochondrial content", "proliferating cells"], expand="ontology"
+    )
     assert len(texts[0]) == 1 and texts[0][0].startswith("A monocytes, a monocyte")
     assert "mononuclear phagocyte" in texts[0][0] and "myeloid lineage" in texts[0][0]
     assert "natural killer cell" in texts[1][0]

@@ -20,21 +20,29 @@ def card_info(adata: Any, params: dict[str, Any], model: Any) -> dict[str, Any]:
     if adata is not None and caption_key in adata.obs:
         examples = [str(c) for c in adata.obs[caption_key].astype(str).drop_duplicates().head(3)]
     history = getattr(model, "mmc_history", []) or []
-    metrics = {k: float(v) for h in history for k, v in h.items()
-               if k in ("eval_loss", "train_loss") and isinstance(v, (int, float, str)) and _is_number(v)}
+    metrics = {
+        k: float(v)
+        for h in history
+        for k, v in h.items()
+        if k in ("eval_loss", "train_loss") and isinstance(v, (int, float, str)) and _is_number(v)
+    }
     return {
         "data": (f"{adata.n_obs} cells x {adata.n_vars} genes; " if adata is not None else "a dataset by reference; ")
         + f"{params.get('n_train')} for training, {params.get('n_validation')} held out",
-        "captions": (f"obs[{caption_key!r}] built from {dict(prep.get('caption_keys', {}) or {})!r}"
-                     if adata is not None else f"dataset column {caption_key!r}"),
+        "captions": (
+            f"obs[{caption_key!r}] built from {dict(prep.get('caption_keys', {}) or {})!r}"
+            if adata is not None
+            else f"dataset column {caption_key!r}"
+        ),
         "caption_examples": examples,
         "input_space": f"{space.get('method', 'obsm')} ({model.input_dim} features, obsm key "
-                       f"{space.get('obsm_key')!r}"
-                       + (f", {len(arrays['genes'])} genes carried in input_space.npz" if "genes" in arrays else "")
-                       + ")",
+        f"{space.get('obsm_key')!r}"
+        + (f", {len(arrays['genes'])} genes carried in input_space.npz" if "genes" in arrays else "")
+        + ")",
         "loss": params.get("loss", "mnrl"),
-        "training": {k: params[k] for k in ("epochs", "batch_size", "learning_rate", "text_trainable", "seed")
-                     if k in params},
+        "training": {
+            k: params[k] for k in ("epochs", "batch_size", "learning_rate", "text_trainable", "seed") if k in params
+        },
         "metrics": metrics,
     }
 
@@ -53,9 +61,11 @@ def card_section(info: dict[str, Any]) -> str:
     lines.append(f"- **Data**: {info.get('data', 'unknown')}")
     lines.append(f"- **Captions**: {info.get('captions', 'unknown')}")
     for ex in info.get("caption_examples", []):
-        lines.append(f"  - e.g. \"{ex}\"")
-    lines.append(f"- **Input space**: {info.get('input_space', 'unknown')}; project new data with "
-                 "`mmc.pp.prepare(adata, reference=model)`")
+        lines.append(f'  - e.g. "{ex}"')
+    lines.append(
+        f"- **Input space**: {info.get('input_space', 'unknown')}; project new data with "
+        "`mmc.pp.prepare(adata, reference=model)`"
+    )
     lines.append(f"- **Loss**: {info.get('loss', 'unknown')}")
     if info.get("training"):
         lines.append("- **Training**: " + ", ".join(f"{k}={v}" for k, v in info["training"].items()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import numpy as np
@@ -36,16 +37,33 @@ class MMContextEncoder(SentenceTransformer):
     from stock sentence-transformers modules, so ``encode``, ``similarity``, ``save_pretrained`` and
     ``push_to_hub`` work as for any ``SentenceTransformer``. Create a new one with :meth:`build`; load
     a saved one with ``MMContextEncoder(path)`` or :func:`mmcontext.models.load` (plain
-    ``SentenceTransformer(path, trust_remote_code=True)`` works too).
+    ``SentenceTransformer(path, trust_remote_code=True)`` works too, with mmcontext installed).
+    Loading never runs code a model folder ships: mmcontext's own classes are resolved to the installed
+    package, and any other class outside sentence-transformers is refused unless ``trust_remote_code=True``.
 
     Texts go to the text route by default; cells need ``task="omics"`` in ``encode`` or the
     :meth:`encode_cells` shortcut, which takes a matrix of initial embeddings.
     """
 
-    def __init__(self, model_name_or_path: str | None = None, *args, trust_remote_code: bool = True, **kwargs) -> None:
-        # mmcontext's own module classes are named by import path in the saved folder; they are
-        # installed code, so trusting them by default is what a user loading an mmcontext model wants.
-        super().__init__(model_name_or_path, *args, trust_remote_code=trust_remote_code, **kwargs)
+    def __init__(self, model_name_or_path: str | None = None, *args, trust_remote_code: bool = False, **kwargs) -> None:
+        # mmcontext's own module classes (named by import path in modules.json) resolve to the installed classes
+        # without trusting remote code; every other non-sentence-transformers type still needs
+        # trust_remote_code=True, so a downloaded model cannot run code it ships.
+        from .._compat import resolve_module_classes
+
+        resolve_module_classes(self, own_module_classes())
+        try:
+            super().__init__(model_name_or_path, *args, trust_remote_code=trust_remote_code, **kwargs)
+        except ValueError as err:
+            if trust_remote_code or "Importing it executes third-party code" not in str(err):
+                raise
+            ref = re.search(r"module class '([^']+)'", str(err))
+            raise UntrustedModelError(
+                f"{model_name_or_path!r} names the module class {ref.group(1) if ref else '?'!r} in its modules.json, "
+                "which is neither part of sentence-transformers nor of mmcontext; loading it would run code the "
+                "model ships. Inspect the folder, and only if you trust it pass `trust_remote_code=True` "
+                "(`mmc.models.load(path, trust_remote_code=True)`)."
+            ) from err
 
     @classmethod
     def build(
@@ -103,8 +121,9 @@ class MMContextEncoder(SentenceTransformer):
         dim = embedding_dim or text_dim
         if text_adapter:
             text.append(Dense(text_dim, dim, activation_function=torch.nn.Identity()))
-        omics = OmicsEncoder(input_dim, dim, hidden_dim=hidden_dim, n_layers=n_layers, dropout=dropout,
-                             input_space=input_space)
+        omics = OmicsEncoder(
+            input_dim, dim, hidden_dim=hidden_dim, n_layers=n_layers, dropout=dropout, input_space=input_space
+        )
         router = Router({TEXT: text, OMICS: [omics]}, default_route=TEXT)
         model = cls(modules=[router, Normalize()], device=_device(device), prompts=prompts)
         model.model_card_data.base_model = text_model or DEFAULT_TEXT_MODEL
@@ -254,14 +273,34 @@ class MMContextEncoder(SentenceTransformer):
             with open(readme, "w", encoding="utf8") as fh:
                 fh.write(text.rstrip() + "\n\n" + card_section(info))
 
-    def encode_text(self, texts: list[str], *, batch_size: int = 64, show_progress_bar: bool | None = None,
-                    **kwargs) -> np.ndarray:
+    def encode_text(
+        self, texts: list[str], *, batch_size: int = 64, show_progress_bar: bool | None = None, **kwargs
+    ) -> np.ndarray:
         """Embed texts (unit-length rows); keyword arguments go to :meth:`encode`."""
         from .._settings import settings
 
         show = settings.progress if show_progress_bar is None else show_progress_bar
-        return self.encode(list(texts), task=TEXT, batch_size=batch_size, convert_to_numpy=True,
-                           show_progress_bar=show and len(texts) > batch_size, **kwargs).astype(np.float32)
+        return self.encode(
+            list(texts),
+            task=TEXT,
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            show_progress_bar=show and len(texts) > batch_size,
+            **kwargs,
+        ).astype(np.float32)
+
+
+class UntrustedModelError(ValueError):
+    """A model folder names a module class outside sentence-transformers and mmcontext, and code was not trusted."""
+
+
+def own_module_classes() -> dict[str, type]:
+    """``modules.json`` types that resolve to mmcontext's installed classes (current and earlier import paths)."""
+    classes = {}
+    for cls in (OmicsEncoder,):
+        for module in (cls.__module__, "mmcontext.models._omics", "mmcontext.models"):
+            classes[f"{module}.{cls.__qualname__}"] = cls
+    return classes
 
 
 def _transformer_blocks(encoder: torch.nn.Module) -> list[torch.nn.Module]:
@@ -322,18 +361,25 @@ def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContext
         check_model_folder(name_or_path)  # missing / corrupted files: a clear error naming the file
     elif os.path.exists(name_or_path):
         raise FileNotFoundError(f"{name_or_path!r} is a file, not a model folder; pass the folder `save_model` wrote.")
-    elif os.path.isabs(name_or_path) or name_or_path.startswith((".", "~")) or os.path.isdir(
-            os.path.dirname(name_or_path) or "\0"):
-        raise FileNotFoundError(f"No model folder at {name_or_path!r}; pass the folder `mmc.models.save_model` "
-                                "wrote, or a Hugging Face Hub id.")
+    elif (
+        os.path.isabs(name_or_path)
+        or name_or_path.startswith((".", "~"))
+        or os.path.isdir(os.path.dirname(name_or_path) or "\0")
+    ):
+        raise FileNotFoundError(
+            f"No model folder at {name_or_path!r}; pass the folder `mmc.models.save_model` "
+            "wrote, or a Hugging Face Hub id."
+        )
     try:
         with hf_progress():
             model = MMContextEncoder(name_or_path, device=_device(device), **kwargs)
     except (OSError, RuntimeError, KeyError, json.JSONDecodeError) as err:
         if not os.path.isdir(name_or_path):
             raise
-        raise ValueError(f"Could not load the model in {name_or_path!r}: {err}. The folder may be corrupted; "
-                         "save the model again or load an intact copy.") from err
+        raise ValueError(
+            f"Could not load the model in {name_or_path!r}: {err}. The folder may be corrupted; "
+            "save the model again or load an intact copy."
+        ) from err
     if not isinstance(model[0], Router) or OMICS not in model[0].sub_modules:
         raise ValueError(
             f"{name_or_path!r} is a sentence-transformers model without an omics route; not an mmcontext model."

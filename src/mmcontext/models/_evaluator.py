@@ -29,8 +29,9 @@ class CellCaptionEvaluator(BaseEvaluator):
 
     """
 
-    def __init__(self, cells: Sequence[Any], captions: Sequence[str], *, name: str = "validation",
-                 batch_size: int = 256) -> None:
+    def __init__(
+        self, cells: Sequence[Any], captions: Sequence[str], *, name: str = "validation", batch_size: int = 256
+    ) -> None:
         super().__init__()
         if len(cells) != len(captions) or not len(cells):
             raise ValueError(

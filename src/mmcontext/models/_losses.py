@@ -255,7 +255,7 @@ def make_loss(
     else:
         loss = CLIPLoss(model, **kwargs)
     if matryoshka_dims is not None:
-        dims = sorted({*map(int, matryoshka_dims), *( [dim] if dim else [])}, reverse=True)
+        dims = sorted({*map(int, matryoshka_dims), *([dim] if dim else [])}, reverse=True)
         loss = losses.MatryoshkaLoss(model, loss, dims)
     return loss
 

@@ -51,7 +51,14 @@ class OmicsEncoder(InputModule):
     """
 
     config_keys: typing.ClassVar[list[str]] = [
-        "input_dim", "output_dim", "hidden_dim", "n_layers", "dropout", "input_space", "stores", "calibration",
+        "input_dim",
+        "output_dim",
+        "hidden_dim",
+        "n_layers",
+        "dropout",
+        "input_space",
+        "stores",
+        "calibration",
     ]
     save_in_root = False
 

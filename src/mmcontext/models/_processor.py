@@ -63,8 +63,9 @@ class MMContextProcessor:
         #: and saved with the model (see :func:`mmcontext.models.open_store`).
         self.sources: dict[str, dict[str, str]] = {k: dict(v) for k, v in (sources or {}).items()}
 
-    def add_store(self, store: VectorStore | str | os.PathLike, *, known_hash: str | None = None,
-                  remember: bool = True) -> VectorStore:
+    def add_store(
+        self, store: VectorStore | str | os.PathLike, *, known_hash: str | None = None, remember: bool = True
+    ) -> VectorStore:
         """Register ``store`` under ``store.name`` (replacing a store of the same name).
 
         ``store`` may also be a store folder or URL, opened with :func:`mmcontext.models.open_store`.

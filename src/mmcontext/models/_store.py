@@ -87,8 +87,9 @@ class EmbeddingStore:
 
     """
 
-    def __init__(self, path: str | os.PathLike, *, source: str | None = None, verify: bool = True,
-                 known_hash: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, source: str | None = None, verify: bool = True, known_hash: str | None = None
+    ) -> None:
         self.path = Path(path)
         manifest_file = self.path / MANIFEST
         if not manifest_file.is_file():
@@ -380,8 +381,13 @@ def open_store(
     expected = _strip(known_hash)
     staging = root / "manifests" / hashlib.sha256(base.encode()).hexdigest()[:16]
     try:
-        manifest_path = pooch.retrieve(base + MANIFEST, known_hash=f"sha256:{expected}" if expected else None,
-                                       fname=MANIFEST, path=staging, progressbar=False)
+        manifest_path = pooch.retrieve(
+            base + MANIFEST,
+            known_hash=f"sha256:{expected}" if expected else None,
+            fname=MANIFEST,
+            path=staging,
+            progressbar=False,
+        )
     except ValueError as err:
         raise StoreIntegrityError(
             f"Store manifest at {base + MANIFEST!r} does not match the expected hash: {err}"

@@ -68,8 +68,11 @@ def annotate(
     if confidence is not None:
         conf_key = f"{key}_{confidence}"
         if conf_key not in adata.obs:
-            hint = (" (probabilities need a model trained with validation cells, and `calibrate=True`)"
-                    if confidence == "probability" else "")
+            hint = (
+                " (probabilities need a model trained with validation cells, and `calibrate=True`)"
+                if confidence == "probability"
+                else ""
+            )
             raise KeyError(
                 f"adata.obs[{conf_key!r}] not found; run `mmc.tl.annotate(adata, model, labels)` first{hint}."
             )
@@ -78,6 +81,7 @@ def annotate(
     if ax is not None and len(color) > 1:
         raise ValueError("`ax` takes one panel; pass `confidence=None` or leave `ax` out.")
     kwargs.setdefault("wspace", 0.6)  # room for the label legend between the panels
-    axes = sc.pl.embedding(adata, basis=basis_key(adata, basis), color=color, title=titles, cmap=cmap, ax=ax,
-                           show=False, **kwargs)
+    axes = sc.pl.embedding(
+        adata, basis=basis_key(adata, basis), color=color, title=titles, cmap=cmap, ax=ax, show=False, **kwargs
+    )
     return finish(axes, show=show, return_fig=return_fig)

@@ -14,9 +14,22 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 #: Metrics drawn by default (those present in the results).
-DEFAULT_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "mcc", "label_auroc", "type_accuracy", "auroc",
-                   "cell_to_text_recall@1",
-                   "text_to_cell_recall@1", "cell_to_text_mrr", "text_to_cell_mrr", "knn_purity", "ari", "nmi")
+DEFAULT_METRICS = (
+    "accuracy",
+    "balanced_accuracy",
+    "macro_f1",
+    "mcc",
+    "label_auroc",
+    "type_accuracy",
+    "auroc",
+    "cell_to_text_recall@1",
+    "text_to_cell_recall@1",
+    "cell_to_text_mrr",
+    "text_to_cell_mrr",
+    "knn_purity",
+    "ari",
+    "nmi",
+)
 
 
 def _tidy(results: pd.DataFrame | Mapping[str, pd.DataFrame]) -> pd.DataFrame:

@@ -79,6 +79,7 @@ def query(
     if ax is not None and len(keys) > 1:
         raise ValueError("`ax` takes one query; leave it out to get a grid of panels.")
     key = basis_key(adata, basis)
-    axes = sc.pl.embedding(adata, basis=key, color=keys, title=titles, cmap=cmap, ncols=ncols, ax=ax, show=False,
-                           **kwargs)
+    axes = sc.pl.embedding(
+        adata, basis=key, color=keys, title=titles, cmap=cmap, ncols=ncols, ax=ax, show=False, **kwargs
+    )
     return finish(axes, show=show, return_fig=return_fig)

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-def similarity_table(adata: AnnData, groupby: str, *, key: str = _keys.LABEL, standard_scale: str | None = None
-                     ) -> pd.DataFrame:
+def similarity_table(
+    adata: AnnData, groupby: str, *, key: str = _keys.LABEL, standard_scale: str | None = None
+) -> pd.DataFrame:
     """Mean score of each label (columns) over the cells of each group (rows), as drawn by :func:`similarity`."""
     scores_key = f"{key}_scores"
     if scores_key not in adata.obsm or not isinstance(adata.obsm[scores_key], pd.DataFrame):
@@ -102,7 +103,14 @@ def similarity(
         mid = (np.nanmax(values) + np.nanmin(values)) / 2
         for i in range(n_rows):
             for j in range(n_cols):
-                ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if values[i, j] > mid else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{values[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if values[i, j] > mid else "white",
+                )
     ax.figure.colorbar(image, ax=ax, label="scaled mean score" if standard_scale else "mean score")
     return finish(ax, show=show, return_fig=return_fig)

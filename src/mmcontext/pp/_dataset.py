@@ -73,8 +73,15 @@ class NegativeSampler:
 
     """
 
-    def __init__(self, caption_labels: Mapping[str, Sequence[str]], *, n_negatives: int = 1, hard: bool = False,
-                 pool: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        caption_labels: Mapping[str, Sequence[str]],
+        *,
+        n_negatives: int = 1,
+        hard: bool = False,
+        pool: int | None = None,
+        seed: int = 0,
+    ) -> None:
         self.captions = sorted(caption_labels)
         self.n_negatives = int(n_negatives)
         self.hard = bool(hard)
@@ -132,8 +139,9 @@ def _caption_similarity(captions: list[str]) -> np.ndarray:
 
 
 # -- splits ---------------------------------------------------------------------------------------
-def _split_assign(groups: np.ndarray, sizes: tuple[float, float], rng: np.random.Generator,
-                  grouped: bool) -> np.ndarray:
+def _split_assign(
+    groups: np.ndarray, sizes: tuple[float, float], rng: np.random.Generator, grouped: bool
+) -> np.ndarray:
     """0 = train, 1 = validation, 2 = test for every cell; whole groups when ``grouped``."""
     val_size, test_size = sizes
     n = len(groups)
@@ -328,8 +336,9 @@ def build_dataset(
             continue
         cl = pd.Series(labels_all[mask]).groupby(caps_all[mask]).unique()
         cap_labels = {str(c): sorted(map(str, v)) for c, v in cl.items()}
-        sampler = NegativeSampler(cap_labels, n_negatives=n_negatives, hard=hard_negatives, pool=negative_pool,
-                                  seed=seed)
+        sampler = NegativeSampler(
+            cap_labels, n_negatives=n_negatives, hard=hard_negatives, pool=negative_pool, seed=seed
+        )
         if bad := sampler.empty():
             raise ValueError(
                 f"The {split} split has no valid negative for captions {bad[:3]!r}: every other caption there shares "
@@ -375,8 +384,10 @@ def build_dataset(
             "negative_pool": sampler.pool,
             "seed": int(seed),
             "split_by": split_by,
-            "caption_labels": {c: sorted(map(str, lab)) for c, lab in
-                               pd.Series(labels_all[mask]).groupby(caps_all[mask]).unique().items()},
+            "caption_labels": {
+                c: sorted(map(str, lab))
+                for c, lab in pd.Series(labels_all[mask]).groupby(caps_all[mask]).unique().items()
+            },
         }
         info = DatasetInfo(description=json.dumps({META_KEY: meta}))
         out[split] = Dataset.from_dict(data, info=info)
@@ -403,8 +414,13 @@ def sampler_for(dataset: Dataset) -> NegativeSampler | None:
     meta = dataset_meta(dataset)
     if meta["shape"] != "multiplets":
         return None
-    return NegativeSampler(meta["caption_labels"], n_negatives=meta["n_negatives"], hard=meta["hard_negatives"],
-                           pool=meta["negative_pool"], seed=meta["seed"])
+    return NegativeSampler(
+        meta["caption_labels"],
+        n_negatives=meta["n_negatives"],
+        hard=meta["hard_negatives"],
+        pool=meta["negative_pool"],
+        seed=meta["seed"],
+    )
 
 
 def resample_negatives(dataset: Dataset, *, epoch: int) -> Dataset:
@@ -454,11 +470,14 @@ def training_inputs(dataset: Any, model: Any = None, *, loss: str | None = None)
     meta = dataset_meta(train)
     if loss is not None and (meta["shape"] == "pairs") != (loss in PAIR_LOSSES):
         fix = f"loss={PAIR_LOSSES[0]!r}" if meta["shape"] == "pairs" else "loss='mnrl' (or another non-pair loss)"
-        raise ValueError(f"A {meta['shape']} dataset cannot train with loss={loss!r}; pass {fix}, or rebuild the "
-                         f"dataset with `shape={'multiplets' if meta['shape'] == 'pairs' else 'pairs'!r}`.")
+        raise ValueError(
+            f"A {meta['shape']} dataset cannot train with loss={loss!r}; pass {fix}, or rebuild the "
+            f"dataset with `shape={'multiplets' if meta['shape'] == 'pairs' else 'pairs'!r}`."
+        )
     if model is not None and model.input_dim != meta["dim"]:
-        raise ValueError(f"The dataset's stores hold {meta['dim']}-d vectors but the model's omics tower expects "
-                         f"{model.input_dim}.")
+        raise ValueError(
+            f"The dataset's stores hold {meta['dim']}-d vectors but the model's omics tower expects {model.input_dim}."
+        )
     stores = {name: open_store_spec(spec) for name, spec in meta["stores"].items()}
     eval_ds = dataset.get("validation")
     mapping = {c: "text" for c in train.column_names if c == "caption" or c.startswith("negative_")}
@@ -485,5 +504,14 @@ def training_inputs(dataset: Any, model: Any = None, *, loss: str | None = None)
             for s in samplers:
                 s.epoch = round(state.epoch or 0)
 
-    return {"train": train, "eval": eval_ds, "router_mapping": mapping, "stores": stores, "dim": int(meta["dim"]),
-            "X_scaler": X, "callback": _Epoch(), "samplers": samplers, "shape": meta["shape"]}
+    return {
+        "train": train,
+        "eval": eval_ds,
+        "router_mapping": mapping,
+        "stores": stores,
+        "dim": int(meta["dim"]),
+        "X_scaler": X,
+        "callback": _Epoch(),
+        "samplers": samplers,
+        "shape": meta["shape"],
+    }

@@ -54,6 +54,7 @@ def _pca(X, n_components: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.nd
         from scipy.sparse.linalg import LinearOperator, svds
 
         Xc = X.astype(np.float64)
+
         def matvec(v):
             v = np.ravel(v)
             return Xc @ v - mean @ v
@@ -181,8 +182,16 @@ def prepare(
         if space.loadings is None:
             warn_if_scaled(X, what=what)
         init, n_missing = project(X, adata.var_names, space, fill=fill)
-        params.update(method=space.method, init_key=key_added, layer=layer, source=what, genes=space.genes.tolist(),
-                      n_missing_genes=n_missing, reference=True, fill=fill)
+        params.update(
+            method=space.method,
+            init_key=key_added,
+            layer=layer,
+            source=what,
+            genes=space.genes.tolist(),
+            n_missing_genes=n_missing,
+            reference=True,
+            fill=fill,
+        )
         if space.loadings is not None:
             params.update(n_components=int(space.loadings.shape[1]), mean=space.mean)
             loadings = None
@@ -193,8 +202,14 @@ def prepare(
     elif method == "pca":
         X, what = _expression(adata, layer)
         init, loadings, mean = _pca(X, n_components, seed)
-        params.update(init_key=key_added, n_components=int(init.shape[1]), layer=layer, source=what,
-                      mean=mean, genes=list(map(str, adata.var_names)))
+        params.update(
+            init_key=key_added,
+            n_components=int(init.shape[1]),
+            layer=layer,
+            source=what,
+            mean=mean,
+            genes=list(map(str, adata.var_names)),
+        )
     else:
         X, what = _expression(adata, layer)
         warn_if_scaled(X, what=what)
@@ -204,8 +219,9 @@ def prepare(
         if n_missing == len(panel):
             raise ValueError(f"None of the {len(panel)} panel genes are in adata.var_names (e.g. {panel[:3]!r}).")
         if n_missing:
-            logger.warning("%d of %d panel genes are not in adata.var_names; they are filled with 0.", n_missing,
-                           len(panel))
+            logger.warning(
+                "%d of %d panel genes are not in adata.var_names; they are filled with 0.", n_missing, len(panel)
+            )
         cols = X[:, found[found >= 0]]
         cols = cols.toarray() if sparse.issparse(cols) else np.asarray(cols)
         init = np.zeros((adata.n_obs, len(panel)), dtype=np.float32)

@@ -83,8 +83,14 @@ def space_from_model(model: Any) -> InputSpace | None:
     params = dict(getattr(omics, "input_space", {}) or {})
     feature_mean = omics.input_mean.detach().cpu().numpy().astype(np.float32)
     if "loadings" in arrays:
-        return InputSpace("pca", arrays["genes"], loadings=arrays["loadings"], mean=arrays["mean"],
-                          feature_mean=feature_mean, params=params)
+        return InputSpace(
+            "pca",
+            arrays["genes"],
+            loadings=arrays["loadings"],
+            mean=arrays["mean"],
+            feature_mean=feature_mean,
+            params=params,
+        )
     return InputSpace("genes", arrays["genes"], feature_mean=feature_mean, params=params)
 
 
@@ -216,7 +222,8 @@ def project_chunks(
 def log_missing(n_missing: int, n_genes: int) -> None:
     """One log line about reference genes absent from the new data."""
     if n_missing:
-        logger.warning("%d of %d reference genes are not in adata.var_names; filled with the reference value.",
-                       n_missing, n_genes)
+        logger.warning(
+            "%d of %d reference genes are not in adata.var_names; filled with the reference value.", n_missing, n_genes
+        )
     else:
         logger.info("all %d reference genes found in adata.var_names", n_genes)

@@ -135,9 +135,7 @@ def subtype_map(labels: Sequence[str], subtypes: Sequence[str]) -> dict[str, lis
     for label in labels:
         term = onto.match(label)
         below = set(onto.descendants(term.id)) | {term.id} if term is not None else set()
-        out[label] = [
-            s for s, t in sub_terms.items() if s == label or (t is not None and t.id in below)
-        ]
+        out[label] = [s for s, t in sub_terms.items() if s == label or (t is not None and t.id in below)]
     return out
 
 
@@ -307,8 +305,9 @@ def annotate(
     if rerank is not None:
         from ._classify import rerank_scores
 
-        scores, rerank_probs = rerank_scores(adata, rerank, [t[0] for t in texts[: len(labels)]], scores,
-                                             top_k=top_k, axis=1, use_rep=use_rep)
+        scores, rerank_probs = rerank_scores(
+            adata, rerank, [t[0] for t in texts[: len(labels)]], scores, top_k=top_k, axis=1, use_rep=use_rep
+        )
     calibration = model.calibration if calibrate else {}
     prob = label_probabilities(scores, _prior_texts(labels, texts, sub_map, index), calibration)
     rows = np.arange(len(scores))
@@ -352,14 +351,20 @@ def annotate(
             "calibration": ({k: calibration[k] for k in ("scale", "weight")} if prob is not None else None),
         },
     )
-    log_added((key_added, "obs"), (f"{key_added}_score", "obs"), (f"{key_added}_margin", "obs"),
-              (f"{key_added}_scores", "obsm"), *([(f"{key_added}_probability", "obs")] if prob is not None else []),
-              *([(f"{key_added}_rerank_score", "obs")] if rerank is not None else []))
+    log_added(
+        (key_added, "obs"),
+        (f"{key_added}_score", "obs"),
+        (f"{key_added}_margin", "obs"),
+        (f"{key_added}_scores", "obsm"),
+        *([(f"{key_added}_probability", "obs")] if prob is not None else []),
+        *([(f"{key_added}_rerank_score", "obs")] if rerank is not None else []),
+    )
     return adata if copy else None
 
 
-def _prior_texts(labels: list[str], texts: list[list[str]], sub_map: dict[str, list[str]],
-                 index: dict[str, int]) -> list[list[str]]:
+def _prior_texts(
+    labels: list[str], texts: list[list[str]], sub_map: dict[str, list[str]], index: dict[str, int]
+) -> list[list[str]]:
     """Per label, the texts whose training frequency is its prior: its own, and its subtypes' with ``subtypes=``."""
     return [texts[j] + [t for s in sub_map.get(label, []) for t in texts[index[s]]] for j, label in enumerate(labels)]
 
@@ -440,6 +445,12 @@ def label_query(
     prob = softmax_rows((cells @ label_emb.T) / float(temperature))
     scores = prob @ (text_embeddings(model, query_texts(queries, expand=expand)) @ label_emb.T).T
     adata = adata.copy() if copy else adata
-    write_query_scores(adata, model, queries, keys, scores,
-                       {"method": "labels", "labels": labels, "temperature": float(temperature), "expand": expand})
+    write_query_scores(
+        adata,
+        model,
+        queries,
+        keys,
+        scores,
+        {"method": "labels", "labels": labels, "temperature": float(temperature), "expand": expand},
+    )
     return adata if copy else None

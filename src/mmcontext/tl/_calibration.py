@@ -73,8 +73,12 @@ def fit_calibration(
         scale, weight = unpack(params)
         return float(-np.log(np.maximum(_mixture(scores, scale, weight, prior)[rows, truth], 1e-300)).mean())
 
-    fit = minimize(nll, x0=np.array([np.log(20.0), 2.0]), method="Nelder-Mead",
-                   options={"xatol": 1e-4, "fatol": 1e-7, "maxiter": 2000})
+    fit = minimize(
+        nll,
+        x0=np.array([np.log(20.0), 2.0]),
+        method="Nelder-Mead",
+        options={"xatol": 1e-4, "fatol": 1e-7, "maxiter": 2000},
+    )
     scale, weight = unpack(fit.x)
     return {
         "scale": scale,

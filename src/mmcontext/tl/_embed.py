@@ -62,8 +62,10 @@ def _source(adata: AnnData, model: MMContextEncoder, use_rep: str | None, layer:
         return "X"
     if use_rep is not None:
         if layer is not None:
-            raise ValueError(f"layer={layer!r} is read only with use_rep='X' (or use_rep=None); "
-                             f"use_rep={use_rep!r} is an obsm key used as is. Leave out one of them.")
+            raise ValueError(
+                f"layer={layer!r} is read only with use_rep='X' (or use_rep=None); "
+                f"use_rep={use_rep!r} is an obsm key used as is. Leave out one of them."
+            )
         return use_rep
     if layer is None:
         key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("init_key", _keys.X_INIT)
@@ -112,8 +114,10 @@ def _plan(
             "`use_rep=`, or set the space with `model.omics_encoder.set_input_arrays(genes=..., loadings=...)`."
         )
     if space.n_features != model.input_dim:
-        raise ValueError(f"The model's input space has {space.n_features} features but its omics tower reads "
-                         f"{model.input_dim}; the saved model is inconsistent.")
+        raise ValueError(
+            f"The model's input space has {space.n_features} features but its omics tower reads "
+            f"{model.input_dim}; the saved model is inconsistent."
+        )
     expr_layer = reference_layer(space, layer)
     X, what = get_layer(adata, expr_layer)
     if X is None:
@@ -122,8 +126,16 @@ def _plan(
     if getattr(X, "format", None) == "csc":
         logger.warning("%s is CSC: every chunk of rows reads all of it. Store it as CSR (`X.tocsr()`) to stream.", what)
     n_missing = int((pos < 0).sum())
-    params = {"use_rep": "X", "layer": expr_layer, "source": what, "input_space": space.method, "fill": fill,
-              "chunk_size": chunk_size, "n_missing_genes": n_missing, "n_genes": len(space.genes)}
+    params = {
+        "use_rep": "X",
+        "layer": expr_layer,
+        "source": what,
+        "input_space": space.method,
+        "fill": fill,
+        "chunk_size": chunk_size,
+        "n_missing_genes": n_missing,
+        "n_genes": len(space.genes),
+    }
 
     def chunks() -> Iterator[tuple[int, np.ndarray]]:
         for start, init in project_chunks(X, adata.var_names, space, fill=fill, chunk_size=chunk_size, what=what):
@@ -192,8 +204,7 @@ def cell_embeddings(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> np.ndarray:
     """Embed the cells of ``adata`` (see :func:`embed` for ``use_rep``), checking the input against the model."""
-    chunks, params = _plan(adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size,
-                           batch_size=batch_size)
+    chunks, params = _plan(adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size)
     emb = _collect(_progress(chunks, adata.n_obs, params), adata.n_obs, model.omics_encoder.output_dim)
     if params["use_rep"] == "X":
         log_missing(params["n_missing_genes"], params["n_genes"])
@@ -303,8 +314,7 @@ def embed(
         )
     else:
         check_writable(adata, copy=copy)
-    chunks, params = _plan(adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size,
-                           batch_size=batch_size)
+    chunks, params = _plan(adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size)
     n_obs, dim = adata.n_obs, model.omics_encoder.output_dim
     chunks = _progress(chunks, n_obs, params)
     from_x = params["use_rep"] == "X"

@@ -99,8 +99,10 @@ def query(
         raise ValueError(f"contrast must be in [0, 1], got {contrast!r}.")
     known = list(model.calibration.get("prior", {})) if contrast else []
     if contrast and not known:
-        raise ValueError("contrast= needs the model's training captions, kept with its calibration; this model has "
-                         "none (trained with validation_split=0, or saved before mmcontext stored them).")
+        raise ValueError(
+            "contrast= needs the model's training captions, kept with its calibration; this model has "
+            "none (trained with validation_split=0, or saved before mmcontext stored them)."
+        )
     phrasings = query_texts(queries, expand=expand)
     cells = joint_embedding(adata, model, use_rep)
     scores = cells @ text_embeddings(model, phrasings).T
@@ -113,9 +115,14 @@ def query(
 
         scores, probs = rerank_scores(adata, rerank, queries, scores, top_k=top_k, axis=0, use_rep=use_rep)
     adata = adata.copy() if copy else adata
-    write_query_scores(adata, model, queries, keys, scores,
-                       {"expand": expand, "contrast": float(contrast),
-                        "rerank_top_k": top_k if rerank is not None else None})
+    write_query_scores(
+        adata,
+        model,
+        queries,
+        keys,
+        scores,
+        {"expand": expand, "contrast": float(contrast), "rerank_top_k": top_k if rerank is not None else None},
+    )
     if probs is not None:
         for j, key in enumerate(keys):
             adata.obs[f"{key}_rerank"] = probs[:, j].astype(np.float32)
@@ -177,8 +184,9 @@ def query_keys(queries: list[str], key_added: str | Sequence[str] | None) -> lis
     return keys
 
 
-def write_query_scores(adata: AnnData, model: MMContextEncoder, queries: list[str], keys: list[str],
-                       scores: np.ndarray, params: dict) -> None:
+def write_query_scores(
+    adata: AnnData, model: MMContextEncoder, queries: list[str], keys: list[str], scores: np.ndarray, params: dict
+) -> None:
     """Write one float32 ``obs`` column per query and merge them into ``uns['mmcontext']['query']``."""
     for j, key in enumerate(keys):
         adata.obs[key] = scores[:, j].astype(np.float32)

@@ -84,8 +84,11 @@ def ontology_pairs(labels: Sequence[str]) -> tuple[list[tuple[str, str]], dict[s
             f"(e.g. {list(labels)[:3]!r}); pass the pairs themselves: text_pairs=[(text_a, text_b), ...]."
         )
     if unmatched:
-        logger.warning("text_pairs='ontology': %d cell type labels match no Cell Ontology term and add no pairs: %s",
-                       len(unmatched), unmatched[:10])
+        logger.warning(
+            "text_pairs='ontology': %d cell type labels match no Cell Ontology term and add no pairs: %s",
+            len(unmatched),
+            unmatched[:10],
+        )
     term_ids = list(dict.fromkeys(term_ids))
     pairs = onto.text_pairs(term_ids)
     return pairs, {"n_terms": len(term_ids), "n_labels_matched": len(labels) - len(unmatched), "unmatched": unmatched}
@@ -142,11 +145,15 @@ def build_text_pairs(
         )
     if isinstance(text_pairs, str):
         if text_pairs != "ontology":
-            raise ValueError(f"text_pairs={text_pairs!r} is not 'ontology', a list of (text_a, text_b) pairs or a "
-                             "datasets.Dataset with two text columns.")
+            raise ValueError(
+                f"text_pairs={text_pairs!r} is not 'ontology', a list of (text_a, text_b) pairs or a "
+                "datasets.Dataset with two text columns."
+            )
         if adata is None:
-            raise ValueError("text_pairs='ontology' with dataset= needs adata= too (its cell type labels choose the "
-                             "ontology terms), or pass the pairs themselves: text_pairs=[(text_a, text_b), ...].")
+            raise ValueError(
+                "text_pairs='ontology' with dataset= needs adata= too (its cell type labels choose the "
+                "ontology terms), or pass the pairs themselves: text_pairs=[(text_a, text_b), ...]."
+            )
         column = cell_type_column(adata, caption_key)
         values = adata.obs[column]
         if cells is not None:
@@ -164,12 +171,15 @@ def build_text_pairs(
         pairs = _checked_pairs(text_pairs, "text_pairs")
         info = {"kind": "pairs", "n_pairs": len(pairs)}
     else:
-        raise ValueError(f"text_pairs must be 'ontology', a list of (text_a, text_b) pairs or a datasets.Dataset with "
-                         f"two text columns, got {type(text_pairs).__name__}.")
+        raise ValueError(
+            f"text_pairs must be 'ontology', a list of (text_a, text_b) pairs or a datasets.Dataset with "
+            f"two text columns, got {type(text_pairs).__name__}."
+        )
     if len(pairs) < 2:
         raise ValueError(f"text_pairs has {len(pairs)} pair(s); in-batch negatives need at least 2.")
-    logger.info("training the text tower on %d text pairs (%s) next to the cell-caption pairs", len(pairs),
-                info["kind"])
+    logger.info(
+        "training the text tower on %d text pairs (%s) next to the cell-caption pairs", len(pairs), info["kind"]
+    )
     anchors, positives = zip(*pairs, strict=True)
     return Dataset.from_dict({COLUMNS[0]: list(anchors), COLUMNS[1]: list(positives)}), info
 

@@ -203,15 +203,20 @@ def train(
     if save_steps is not None and (isinstance(save_steps, bool) or not isinstance(save_steps, int) or save_steps < 1):
         raise ValueError(f"save_steps must be a positive int (steps between checkpoints), got {save_steps!r}.")
     if n_skipped := int((~ok).sum()):
-        logger.warning("%d cells have no caption in adata.obs[%r]; they are left out of training.", n_skipped,
-                       caption_key)
+        logger.warning(
+            "%d cells have no caption in adata.obs[%r]; they are left out of training.", n_skipped, caption_key
+        )
     pairs_ds = pairs_info = None
     if text_pairs is not None:
         from ._text_pairs import build_text_pairs
 
-        pairs_ds, pairs_info = build_text_pairs(text_pairs, text_trainable=text_trainable, adata=adata,
-                                                caption_key=caption_key if ds_in is None else None,
-                                                cells=ok if ds_in is None else None)
+        pairs_ds, pairs_info = build_text_pairs(
+            text_pairs,
+            text_trainable=text_trainable,
+            adata=adata,
+            caption_key=caption_key if ds_in is None else None,
+            cells=ok if ds_in is None else None,
+        )
 
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainingArguments
@@ -232,10 +237,21 @@ def train(
         train_cells, n_val = np.arange(len(X)), len(ds_in["eval"] or [])
 
     if model is None:
-        space = ({"obsm_key": key, **_space_from_prepare(adata, key)} if ds_in is None
-                 else {"stores": sorted(ds_in["stores"])})
-        model = MMContextEncoder.build(X.shape[1], text_model=text_model, hidden_dim=hidden_dim, n_layers=n_layers,
-                                       dropout=dropout, input_space=space, device=device, seed=seed)
+        space = (
+            {"obsm_key": key, **_space_from_prepare(adata, key)}
+            if ds_in is None
+            else {"stores": sorted(ds_in["stores"])}
+        )
+        model = MMContextEncoder.build(
+            X.shape[1],
+            text_model=text_model,
+            hidden_dim=hidden_dim,
+            n_layers=n_layers,
+            dropout=dropout,
+            input_space=space,
+            device=device,
+            seed=seed,
+        )
         model.omics_encoder.fit_scaler(X[train_cells])
         from ..pp._reference import space_from_adata
 
@@ -265,13 +281,15 @@ def train(
         from ._text_pairs import with_text_pairs
 
         steps_per_epoch += math.ceil(len(pairs_ds) / batch_size)
-        train_ds, eval_ds, router_mapping, loss_fn = with_text_pairs(train_ds, eval_ds, router_mapping, loss_fn,
-                                                                     pairs_ds, model, matryoshka_dims=matryoshka_dims)
+        train_ds, eval_ds, router_mapping, loss_fn = with_text_pairs(
+            train_ds, eval_ds, router_mapping, loss_fn, pairs_ds, model, matryoshka_dims=matryoshka_dims
+        )
     ckpt_dir = checkpoint_dir(output_dir) if save_steps is not None or resume else None
     last = last_checkpoint(ckpt_dir) if resume else None
     if resume:
         logger.info("resuming from %s", last) if last else logger.warning(
-            "resume=True but no complete checkpoint in %s; training from the start.", ckpt_dir)
+            "resume=True but no complete checkpoint in %s; training from the start.", ckpt_dir
+        )
     with work_dir(ckpt_dir) as tmp:
         args = SentenceTransformerTrainingArguments(
             output_dir=tmp,
@@ -319,8 +337,9 @@ def train(
                 if keeper is not None:
                     keeper.restore()
             model.eval()
-            model.calibration = _calibration(model, evaluator, captions[train_cells] if ds_in is None
-                                             else ds_in["train"])
+            model.calibration = _calibration(
+                model, evaluator, captions[train_cells] if ds_in is None else ds_in["train"]
+            )
         finally:
             model.processor.remove_store(TRAIN_STORE)
     model.mmc_history = [dict(entry) for entry in trainer.state.log_history]
@@ -379,8 +398,11 @@ def _calibration(model: MMContextEncoder, evaluator, train_captions) -> dict[str
 
     if hasattr(train_captions, "column_names"):  # a training Dataset: its (positive) caption column
         ds = train_captions
-        train_captions = (ds["caption"] if "label" not in ds.column_names
-                          else [c for c, y in zip(ds["caption"], ds["label"], strict=True) if y == 1])
+        train_captions = (
+            ds["caption"]
+            if "label" not in ds.column_names
+            else [c for c, y in zip(ds["caption"], ds["label"], strict=True) if y == 1]
+        )
     return fit_calibration(model, evaluator.cells, evaluator.captions, train_captions)
 
 

@@ -77,13 +77,21 @@ class MMContextTrainer(SentenceTransformerTrainer):
         # Parameters of the loss itself (e.g. the learnable temperature of CLIPLoss) train too.
         seen = {id(p) for p in model.parameters()}
         losses = self.loss.values() if isinstance(self.loss, dict) else [self.loss]
-        extra = [p for loss in losses if isinstance(loss, torch.nn.Module) for p in loss.parameters()
-                 if p.requires_grad and id(p) not in seen]
+        extra = [
+            p
+            for loss in losses
+            if isinstance(loss, torch.nn.Module)
+            for p in loss.parameters()
+            if p.requires_grad and id(p) not in seen
+        ]
         if extra:
             param_groups.append({"params": extra, "lr": self.args.learning_rate, "weight_decay": 0.0})
-        self.optimizer = torch.optim.AdamW(param_groups, lr=self.args.learning_rate,
-                                           betas=(self.args.adam_beta1, self.args.adam_beta2),
-                                           eps=self.args.adam_epsilon)
+        self.optimizer = torch.optim.AdamW(
+            param_groups,
+            lr=self.args.learning_rate,
+            betas=(self.args.adam_beta1, self.args.adam_beta2),
+            eps=self.args.adam_epsilon,
+        )
         return self.optimizer
 
 

@@ -1,0 +1,120 @@
+"""Loading a model never runs code the model folder ships, unless the user trusts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mmcontext as mmc
+from mmcontext._compat import resolve_module_classes
+from mmcontext.models import MMContextEncoder
+from mmcontext.models._encoder import UntrustedModelError, own_module_classes
+
+SRC = str(Path(mmc.__file__).resolve().parents[1])
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    path = tmp_path_factory.mktemp("trust") / "model"
+    model = MMContextEncoder.build(6, hidden_dim=16, seed=0)
+    model.save_pretrained(str(path))
+    return path
+
+
+def _plant(folder: Path, marker: Path, *, where: str) -> None:
+    """Add a module of type evil_mod.Evil whose import writes ``marker``; ``where``: top level or inside the Router."""
+    (folder / "evil_mod.py").write_text(
+        textwrap.dedent(f"""
+        import pathlib
+        pathlib.Path({str(marker)!r}).write_text("ran")
+        from sentence_transformers.sentence_transformer.modules import Normalize
+        class Evil(Normalize):
+            pass
+    """)
+    )
+    if where == "top":
+        modules = json.loads((folder / "modules.json").read_text())
+        modules.append({"idx": len(modules), "name": "evil", "path": "", "type": "evil_mod.Evil"})
+        (folder / "modules.json").write_text(json.dumps(modules))
+    else:
+        cfg_path = folder / "router_config.json"
+        cfg = json.loads(cfg_path.read_text())
+        types = cfg["types"]
+        key = next(k for k, v in types.items() if v.endswith("OmicsEncoder"))
+        types[key] = "evil_mod.Evil"
+        cfg_path.write_text(json.dumps(cfg))
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_own_model_loads_without_trusting_code(saved):
+    model = mmc.models.load(saved)
+    assert model.input_dim == 6
+    direct = MMContextEncoder(str(saved))
+    X = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    np.testing.assert_array_equal(model.encode_cells(X), direct.encode_cells(X))
+
+
+def test_saved_model_resolves_only_mmcontext_types(saved):
+    types = {m["type"] for m in json.loads((saved / "modules.json").read_text())}
+    types |= set(json.loads((saved / "router_config.json").read_text())["types"].values())
+    foreign = {t for t in types if not t.startswith(("sentence_transformers.", "mmcontext."))}
+    assert not foreign
+    own = {t for t in types if t.startswith("mmcontext.")}
+    assert own and own <= set(own_module_classes())
+
+
+@pytest.mark.parametrize("where", ["top", "router"])
+@pytest.mark.parametrize("loader", ["load", "class"])
+def test_shipped_code_is_refused_by_default(saved, tmp_path, where, loader):
+    folder = _copy(saved, tmp_path / "model")
+    marker = tmp_path / "ran.txt"
+    _plant(folder, marker, where=where)
+    with pytest.raises(UntrustedModelError, match=r"evil_mod\.Evil.*trust_remote_code=True"):
+        mmc.models.load(folder) if loader == "load" else MMContextEncoder(str(folder))
+    assert not marker.exists()
+    assert isinstance(UntrustedModelError("x"), ValueError)
+
+
+def test_shipped_code_runs_only_when_trusted(saved, tmp_path):
+    folder = _copy(saved, tmp_path / "model")
+    marker = tmp_path / "ran.txt"
+    _plant(folder, marker, where="top")
+    code = "import sys, mmcontext as mmc; mmc.models.load(sys.argv[1], trust_remote_code=True)"
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "HF_HUB_OFFLINE": "1"}
+    subprocess.run(
+        [sys.executable, "-c", code, str(folder)], check=True, env=env, capture_output=True, timeout=300, cwd=tmp_path
+    )
+    assert marker.read_text() == "ran"
+
+
+def test_compat_module_classes_hook_exists():
+    """sentence-transformers' private hook mmcontext relies on: a changed upgrade must fail here, not trust code."""
+    from sentence_transformers.base.model import BaseModel
+
+    assert BaseModel._module_classes == {}
+    assert (
+        "module_classes"
+        in __import__("inspect")
+        .signature(__import__("sentence_transformers").sentence_transformer.modules.Router.load)
+        .parameters
+    )
+
+    class Dummy:
+        pass
+
+    d = Dummy()
+    resolve_module_classes(d, {"a.B": int})
+    assert d._module_classes == {"a.B": int}
