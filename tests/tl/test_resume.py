@@ -48,7 +48,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, uninterrupted):
         import os, signal, sys
         sys.path.insert(0, {str(TESTS)!r})
         import mmcontext as mmc
-        from mmcontext.tl._trainer import MMContextTrainer
+        from mmcontext.training._trainer import MMContextTrainer
         from tests_tl_resume import _data, OPTS, KILL_AT
 
         step = MMContextTrainer.training_step
