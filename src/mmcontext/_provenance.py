@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +46,60 @@ def h5ad_safe(value: Any) -> Any:
     return str(value)
 
 
-def record(adata: AnnData, step: str, params: dict[str, Any]) -> None:
-    """Store ``params`` under ``adata.uns['mmcontext'][step]`` with package versions and a timestamp."""
+#: ``uns['mmcontext']`` entry naming what mmcontext wrote: ``{"obs": {column: kind}, "obsm": {key: kind}}``.
+OUTPUTS = "outputs"
+
+
+def record(
+    adata: AnnData, step: str, params: dict[str, Any], *, outputs: tuple[str, Iterable[tuple[str, str]]] | None = None
+) -> None:
+    """Store ``params`` under ``adata.uns['mmcontext'][step]`` with package versions and a timestamp.
+
+    ``outputs=(kind, [(key, "obs" | "obsm"), ...])`` also notes that mmcontext wrote those keys as ``kind``
+    (read back by :func:`written_kind`, so a later call may replace them without ``overwrite=True``).
+    The ``uns`` entry is replaced, never changed in place, so a view's parent is never written; on a view (whose
+    ``uns`` cannot be written without copying it) nothing is stored and a warning says so.
+    """
+    if adata.is_view:
+        from ._logging import logger
+
+        logger.warning(
+            "adata is a view (e.g. `adata[mask]`): the record of %r is not stored in it, and never in its parent. "
+            "Pass `adata[mask].copy()` to keep it.",
+            step,
+        )
+        return
     entry = dict(params)
     entry["versions"] = versions()
     entry["time"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    adata.uns.setdefault(_keys.UNS, {})[step] = h5ad_safe(entry)
+    uns = dict(adata.uns.get(_keys.UNS, {}))
+    uns[step] = h5ad_safe(entry)
+    if outputs is not None:
+        uns[OUTPUTS] = _noted(uns, *outputs)
+    adata.uns[_keys.UNS] = uns
+
+
+def mark_outputs(adata: AnnData, kind: str, items: Iterable[tuple[str, str]]) -> None:
+    """Note that mmcontext wrote ``items`` (``(key, where)`` pairs) as ``kind`` (as ``record(outputs=)`` does)."""
+    if adata.is_view:
+        return
+    uns = dict(adata.uns.get(_keys.UNS, {}))
+    uns[OUTPUTS] = _noted(uns, kind, items)
+    adata.uns[_keys.UNS] = uns
+
+
+def _noted(uns: dict, kind: str, items: Iterable[tuple[str, str]]) -> dict[str, dict[str, str]]:
+    written = {where: dict(keys) for where, keys in uns.get(OUTPUTS, {}).items()}
+    for key, where in items:
+        written.setdefault(where, {})[str(key)] = kind
+    return written
+
+
+def written_kind(adata: AnnData, key: str, where: str) -> str | None:
+    """The kind of result mmcontext noted writing at ``adata.<where>[key]`` (``None``: not written by mmcontext)."""
+    uns = adata.uns.get(_keys.UNS, {})
+    kind = uns.get(OUTPUTS, {}).get(where, {}).get(str(key))
+    return str(kind) if kind is not None else None
 
 
 def text_fingerprint(model: Any) -> str:

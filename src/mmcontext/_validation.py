@@ -70,6 +70,58 @@ def check_writable(adata: AnnData, *, copy: bool, offer_copy: bool = True) -> No
         raise ValueError(f"The AnnData is backed read-only; open it with `backed='r+'`{alt}.")
 
 
+class MMContextOverwriteError(ValueError):
+    """A function would replace an ``obs`` column / ``obsm`` key that mmcontext did not write (or of another kind).
+
+    Pass ``overwrite=True`` to replace it, or another ``key_added=``.
+    """
+
+
+def check_outputs(adata: AnnData, kind: str, items: Iterable[tuple[str, str]], *, overwrite: bool = False) -> None:
+    """Refuse to replace an existing ``adata.<where>[key]`` that mmcontext did not write as ``kind``.
+
+    ``items`` are ``(key, where)`` pairs (``where`` one of ``"obs"``, ``"obsm"``, ``"varm"``), as in ``log_added``.
+    A key mmcontext wrote is known from ``uns['mmcontext']['outputs']`` (see :func:`mmcontext._provenance.record`);
+    results saved before it was kept are known from their step's ``key_added`` record. Raises
+    :class:`MMContextOverwriteError` before anything is computed or written, naming the key and the option.
+    """
+    from ._provenance import written_kind
+
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}.")
+    if overwrite:
+        return
+    for key, where in items:
+        store = adata.obs if where == "obs" else getattr(adata, where)
+        if key not in (store.columns if where == "obs" else store):
+            continue
+        by = written_kind(adata, key, where)
+        if by == kind or (by is None and _recorded_key(adata, key)):
+            continue
+        value = store[key]
+        desc = f"{value.dtype} column" if where == "obs" else f"{type(value).__name__} of shape {np.shape(value)}"
+        origin = f"written by mmcontext's {by!r}" if by else "not written by mmcontext"
+        raise MMContextOverwriteError(
+            f"adata.{where}[{key!r}] already exists ({desc}, {origin}); {kind!r} would replace it. "
+            "Pass `overwrite=True` to replace it, or another `key_added=`."
+        )
+
+
+def _recorded_key(adata: AnnData, key: str) -> bool:
+    """Whether a step record from before ``outputs`` were noted names ``key`` (its ``key_added`` or a suffix of it)."""
+    from ._keys import UNS
+
+    for step in adata.uns.get(UNS, {}).values():
+        if not isinstance(step, dict):
+            continue
+        names = [step.get(k) for k in ("key_added", "init_key", "caption_key")]
+        names += list(step.get("keys", [])) if not isinstance(step.get("keys"), (str, dict)) else []
+        for name in names:
+            if isinstance(name, str) and (key == name or key.startswith(f"{name}_")):
+                return True
+    return False
+
+
 def check_expression_values(X: Any, *, what: str, fix: str = "clean the data first", start: int | None = None) -> None:
     """Raise if the expression matrix ``X`` (dense or sparse, in memory) is non-numeric or holds NaN/inf values.
 

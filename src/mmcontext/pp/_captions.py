@@ -12,7 +12,14 @@ import pandas as pd
 from .. import _keys
 from .._logging import log_added
 from .._provenance import record
-from .._validation import MMContextKeyError, check_adata, check_writable, get_obs_column
+from .._validation import (
+    MMContextKeyError,
+    check_adata,
+    check_key_added,
+    check_outputs,
+    check_writable,
+    get_obs_column,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -142,6 +149,7 @@ def captions(
     ontology: bool = True,
     missing: str = "unknown",
     key_added: str = _keys.CAPTION,
+    overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
     """Write a human-readable caption per cell, built from its ``obs`` metadata.
@@ -169,6 +177,9 @@ def captions(
         Text for a missing value in a custom ``template``.
     key_added
         ``obs`` column to write.
+    overwrite
+        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
+        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
     copy
         Return a copy instead of writing into ``adata``.
 
@@ -189,6 +200,8 @@ def captions(
     """
     check_adata(adata)
     check_writable(adata, copy=copy)
+    check_key_added(key_added)
+    check_outputs(adata, "captions", [(key_added, "obs")], overwrite=overwrite)
     keys = resolve_caption_keys(adata, keys, template=template)
     texts = caption_texts(adata.obs, keys, template=template, ontology=ontology, missing=missing)
     if texts.isna().all():
@@ -198,7 +211,12 @@ def captions(
         )
     adata = adata.copy() if copy else adata
     adata.obs[key_added] = texts.values
-    record(adata, "captions", {"keys": dict(keys), "template": template, "ontology": ontology, "key_added": key_added})
+    record(
+        adata,
+        "captions",
+        {"keys": dict(keys), "template": template, "ontology": ontology, "key_added": key_added},
+        outputs=("captions", [(key_added, "obs")]),
+    )
     log_added((key_added, "obs"))
     return adata if copy else None
 

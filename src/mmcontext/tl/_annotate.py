@@ -17,6 +17,7 @@ from .._validation import (
     check_adata,
     check_key_added,
     check_model,
+    check_outputs,
     check_texts,
     check_writable,
     get_obs_column,
@@ -186,6 +187,7 @@ def annotate(
     calibrate: bool = True,
     rerank: CellTextReranker | None = None,
     top_k: int = 3,
+    overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
     """Assign each cell the most probable candidate label (zero-shot).
@@ -240,6 +242,9 @@ def annotate(
         keep the same set of scores, so the best label is the cross-encoder's pick among the top-k.
     top_k
         Labels per cell that ``rerank`` rescores.
+    overwrite
+        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
+        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
     copy
         Return a copy instead of writing into ``adata``.
 
@@ -272,6 +277,11 @@ def annotate(
     check_writable(adata, copy=copy)
     check_model(model)
     check_key_added(key_added)
+    outputs = [(key_added, "obs"), (f"{key_added}_score", "obs"), (f"{key_added}_margin", "obs")]
+    outputs += [(f"{key_added}_scores", "obsm")]
+    outputs += [(f"{key_added}_probability", "obs")] if calibrate and model.calibration else []
+    outputs += [(f"{key_added}_rerank_score", "obs")] if rerank is not None else []
+    check_outputs(adata, "annotate", outputs, overwrite=overwrite)
     labels, cl_ids = _resolve_labels(adata, labels)
     if not 0.0 <= float(smooth) <= 1.0:
         raise ValueError(f"smooth must be in [0, 1], got {smooth!r}.")
@@ -331,6 +341,10 @@ def annotate(
         adata.obs[f"{key_added}_probability"] = prob[rows, best]
     if rerank_probs is not None:
         adata.obs[f"{key_added}_rerank_score"] = rerank_probs[rows, best].astype(np.float32)
+    written = [(key_added, "obs"), (f"{key_added}_score", "obs"), (f"{key_added}_margin", "obs")]
+    written += [(f"{key_added}_scores", "obsm")]
+    written += [(f"{key_added}_probability", "obs")] if prob is not None else []
+    written += [(f"{key_added}_rerank_score", "obs")] if rerank is not None else []
     record(
         adata,
         "annotate",
@@ -350,15 +364,9 @@ def annotate(
             "rerank_top_k": top_k if rerank is not None else None,
             "calibration": ({k: calibration[k] for k in ("scale", "weight")} if prob is not None else None),
         },
+        outputs=("annotate", written),
     )
-    log_added(
-        (key_added, "obs"),
-        (f"{key_added}_score", "obs"),
-        (f"{key_added}_margin", "obs"),
-        (f"{key_added}_scores", "obsm"),
-        *([(f"{key_added}_probability", "obs")] if prob is not None else []),
-        *([(f"{key_added}_rerank_score", "obs")] if rerank is not None else []),
-    )
+    log_added(*written)
     return adata if copy else None
 
 
@@ -381,6 +389,7 @@ def label_query(
     expand: Literal["ontology"] | None = "ontology",
     use_rep: str | None = None,
     key_added: str | Sequence[str] | None = None,
+    overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
     """Score cells against free-text queries through a vocabulary of cell type labels.
@@ -414,6 +423,9 @@ def label_query(
     key_added
         ``obs`` column per query; default the names :func:`mmcontext.tl.query` uses (``"mmc_"`` + slug), so
         :func:`mmcontext.pl.query` and :func:`mmcontext.tl.evaluate` read them.
+    overwrite
+        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
+        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
     copy
         Return a copy instead of writing into ``adata``.
 
@@ -434,8 +446,10 @@ def label_query(
     """
     check_adata(adata)
     check_writable(adata, copy=copy)
+    check_model(model)
     queries = check_texts(queries, what="queries")
     keys = query_keys(queries, key_added)
+    check_outputs(adata, "query", [(k, "obs") for k in keys], overwrite=overwrite)
     if not float(temperature) > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}.")
     labels, _ = _resolve_labels(adata, labels)

@@ -11,7 +11,7 @@ import pandas as pd
 from .. import _keys
 from .._logging import log_added, logger
 from .._provenance import record
-from .._validation import check_adata, check_writable, get_obs_column, get_obsm
+from .._validation import check_adata, check_key_added, check_outputs, check_writable, get_obs_column, get_obsm
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -256,6 +256,7 @@ def classify(
     text_key: str | None = None,
     threshold: float = 0.5,
     key_added: str = CLASSIFY_KEY,
+    overwrite: bool = False,
     copy: bool = False,
     **fit_kwargs: Any,
 ) -> AnnData | None:
@@ -282,6 +283,9 @@ def classify(
         Probability from which a label counts as predicted (multilabel).
     key_added
         Name of the prediction column; the other results are named after it.
+    overwrite
+        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
+        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
     copy
         Return a copy instead of writing into ``adata``.
     **fit_kwargs
@@ -308,6 +312,13 @@ def classify(
     """
     check_adata(adata)
     check_writable(adata, copy=copy)
+    check_key_added(key_added)
+    check_outputs(
+        adata,
+        "classify",
+        [(key_added, "obs"), (f"{key_added}_score", "obs"), (f"{key_added}_probs", "obsm")],
+        overwrite=overwrite,
+    )
     if head is None:
         if label_key is None:
             raise ValueError("Pass a trained `head=` or a `label_key=` to train one on the labelled cells.")
@@ -369,6 +380,7 @@ def classify(
             "threshold": threshold,
             "key_added": key_added,
         },
+        outputs=("classify", written),
     )
     log_added(*written)
     return adata if copy else None

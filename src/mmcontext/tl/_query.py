@@ -9,8 +9,8 @@ import numpy as np
 
 from .. import _keys
 from .._logging import log_added
-from .._provenance import record
-from .._validation import check_adata, check_model, check_texts, check_writable
+from .._provenance import mark_outputs, record
+from .._validation import check_adata, check_model, check_outputs, check_texts, check_writable
 from ._embed import joint_embedding, model_provenance
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ def query(
     contrast: float = 0.0,
     rerank: CellTextReranker | None = None,
     top_k: int = 100,
+    overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
     """Score every cell against free-text queries.
@@ -70,6 +71,9 @@ def query(
         cells of each query are reordered by this cross-encoder; they keep the same set of scores.
     top_k
         Cells per query that ``rerank`` rescores.
+    overwrite
+        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
+        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
     copy
         Return a copy instead of writing into ``adata``.
 
@@ -95,6 +99,8 @@ def query(
     check_model(model)
     queries = check_texts(queries, what="queries")
     keys = query_keys(queries, key_added)
+    outputs = [(k, "obs") for k in keys] + ([(f"{k}_rerank", "obs") for k in keys] if rerank is not None else [])
+    check_outputs(adata, "query", outputs, overwrite=overwrite)
     if not 0.0 <= float(contrast) <= 1.0:
         raise ValueError(f"contrast must be in [0, 1], got {contrast!r}.")
     known = list(model.calibration.get("prior", {})) if contrast else []
@@ -126,6 +132,7 @@ def query(
     if probs is not None:
         for j, key in enumerate(keys):
             adata.obs[f"{key}_rerank"] = probs[:, j].astype(np.float32)
+        mark_outputs(adata, "query", [(f"{k}_rerank", "obs") for k in keys])
         log_added(*[(f"{k}_rerank", "obs") for k in keys])
     return adata if copy else None
 
@@ -193,5 +200,10 @@ def write_query_scores(
     previous = adata.uns.get(_keys.UNS, {}).get("query", {})
     known = dict(zip(list(previous.get("keys", [])), list(previous.get("queries", [])), strict=False))
     known.update(zip(keys, queries, strict=True))
-    record(adata, "query", {**model_provenance(model), "keys": list(known), "queries": list(known.values()), **params})
+    record(
+        adata,
+        "query",
+        {**model_provenance(model), "keys": list(known), "queries": list(known.values()), **params},
+        outputs=("query", [(k, "obs") for k in keys]),
+    )
     log_added(*[(k, "obs") for k in keys])
