@@ -17,6 +17,7 @@ from .._validation import (
     check_adata,
     check_key_added,
     check_outputs,
+    check_text_column,
     check_writable,
     get_obs_column,
 )
@@ -103,6 +104,8 @@ def caption_texts(
         cols = list(dict.fromkeys(keys.values()))
     if not cols:
         return pd.Series([None] * len(obs), index=obs.index, dtype=object)
+    for col in cols:
+        check_text_column(obs[col], key=col)
     frame = obs[cols].astype(object)
     codes = frame.apply(lambda c: c.map(_clean)).astype(object)
     describe = _ontology_describer() if ontology and template is None else (lambda label: f"A {label} cell")
@@ -255,5 +258,5 @@ def caption_column(adata: AnnData, caption_key: str | None = None) -> str:
                 f"adata.obs[{caption_key!r}] not found; run `mmc.pp.prepare(adata)` or `mmc.pp.captions(adata)` "
                 "first, or pass `caption_key=`."
             )
-    get_obs_column(adata, caption_key)
+    check_text_column(get_obs_column(adata, caption_key), key=caption_key)
     return caption_key

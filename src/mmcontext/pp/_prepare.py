@@ -18,6 +18,8 @@ from .._validation import (
     check_expression_values,
     check_log_normalised,
     check_outputs,
+    check_texts,
+    check_unique_names,
     check_writable,
     get_layer,
     get_obsm,
@@ -220,7 +222,8 @@ def prepare(
     else:
         X, what = _expression(adata, layer)
         warn_if_scaled(X, what=what)
-        panel = default_panel(adata, X) if genes is None else list(genes)
+        panel = default_panel(adata, X) if genes is None else check_texts(genes, what="genes")
+        check_unique_names(adata.var_names, what="adata.var_names", why="genes are matched by name")
         found = adata.var_names.get_indexer(panel)
         n_missing = int((found < 0).sum())
         if n_missing == len(panel):

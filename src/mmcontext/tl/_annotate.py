@@ -16,6 +16,7 @@ from .._validation import (
     check_adata,
     check_key_added,
     check_model,
+    check_number,
     check_outputs,
     check_texts,
     check_writable,
@@ -174,8 +175,11 @@ def annotate(
     outputs += [(f"{key_added}_rerank_score", "obs")] if rerank is not None else []
     check_outputs(adata, "annotate", outputs, overwrite=overwrite)
     labels, cl_ids = resolve_labels(adata, labels)
-    if not 0.0 <= float(smooth) <= 1.0:
-        raise ValueError(f"smooth must be in [0, 1], got {smooth!r}.")
+    smooth = check_number(smooth, what="smooth", low=0.0, high=1.0)
+    min_score = check_number(min_score, what="min_score", none=True)
+    top_k = check_number(top_k, what="top_k", integer=True, low=1)
+    if not isinstance(unknown_label, str) or not unknown_label.strip():
+        raise TypeError(f"unknown_label must be a non-empty string, got {unknown_label!r}.")
     if unknown_label in labels and min_score is not None:
         raise ValueError(f"unknown_label {unknown_label!r} is also a candidate label; pass another `unknown_label=`.")
     graph, graph_key = _connectivities(adata, neighbors_key) if smooth > 0 else (None, None)

@@ -11,7 +11,17 @@ import pandas as pd
 from .. import _keys
 from .._logging import log_added, logger
 from .._provenance import record
-from .._validation import check_adata, check_key_added, check_outputs, check_writable, get_obs_column, get_obsm
+from .._validation import (
+    check_adata,
+    check_key_added,
+    check_model,
+    check_number,
+    check_outputs,
+    check_trained,
+    check_writable,
+    get_obs_column,
+    get_obsm,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -184,6 +194,13 @@ def fit_classifier(
     from ..training._head import fit_head
 
     check_adata(adata, min_obs=2)
+    if model is not None:
+        check_model(model)
+    for name, value in (("hidden_dim", hidden_dim), ("epochs", epochs), ("batch_size", batch_size)):
+        check_number(value, what=name, integer=True, low=1)
+    check_number(dropout, what="dropout", low=0.0, high=1.0)
+    check_number(learning_rate, what="learning_rate", low=0.0, low_open=True)
+    check_number(weight_decay, what="weight_decay", low=0.0)
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
     if class_weight not in (None, "balanced"):
@@ -328,6 +345,11 @@ def classify(
         )
     elif fit_kwargs:
         raise TypeError(f"Training options {sorted(fit_kwargs)!r} only apply when no `head=` is given.")
+    else:
+        fit = "mmc.tl.fit_classifier(adata, model, label_key=...)"
+        check_trained(head, what="head", kind="ClassifierHead", fit=fit)
+    if model is not None:
+        check_model(model)
     spec = head.features
     if (spec.get("source") == "joint") != (model is not None):
         raise ValueError(

@@ -358,5 +358,5 @@ def joint_embedding(adata: AnnData, model: MMContextEncoder, use_rep: str | None
     prov = adata.uns.get(_keys.UNS, {}).get("embed", {})
     key = prov.get("key_added", _keys.X_MMC)
     if use_rep is None and key in adata.obsm and prov.get("model_fingerprint") == model_fingerprint(model):
-        return np.asarray(adata.obsm[key], dtype=np.float32)
+        return get_obsm(adata, key, hint=f" Recompute it: `mmc.tl.embed(adata, model, key_added={key!r})`.")
     return cell_embeddings(adata, model, use_rep, None)

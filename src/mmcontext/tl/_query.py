@@ -13,7 +13,7 @@ import numpy as np
 from .. import _keys
 from .._logging import log_added
 from .._provenance import mark_outputs, record
-from .._validation import check_adata, check_model, check_outputs, check_texts, check_writable
+from .._validation import check_adata, check_model, check_number, check_outputs, check_texts, check_writable
 from ._calibration import softmax_rows
 from ._embed import joint_embedding, model_provenance
 from ._texts import label_texts, query_texts, resolve_labels, text_embeddings
@@ -106,8 +106,8 @@ def query(
     keys = query_keys(queries, key_added)
     outputs = [(k, "obs") for k in keys] + ([(f"{k}_rerank", "obs") for k in keys] if rerank is not None else [])
     check_outputs(adata, "query", outputs, overwrite=overwrite)
-    if not 0.0 <= float(contrast) <= 1.0:
-        raise ValueError(f"contrast must be in [0, 1], got {contrast!r}.")
+    contrast = check_number(contrast, what="contrast", low=0.0, high=1.0)
+    top_k = check_number(top_k, what="top_k", integer=True, low=1)
     known = list(model.calibration.get("prior", {})) if contrast else []
     if contrast and not known:
         raise ValueError(
@@ -254,8 +254,7 @@ def label_query(
     queries = check_texts(queries, what="queries")
     keys = query_keys(queries, key_added)
     check_outputs(adata, "query", [(k, "obs") for k in keys], overwrite=overwrite)
-    if not float(temperature) > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}.")
+    temperature = check_number(temperature, what="temperature", low=0.0, low_open=True)
     labels, _ = resolve_labels(adata, labels)
     texts = label_texts(labels, templates=templates, ontology=ontology)
     label_emb = text_embeddings(model, texts)
