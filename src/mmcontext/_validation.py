@@ -85,9 +85,13 @@ def check_number(
         raise ValueError(f"{what} must be {kind}, got NaN.")
     below = low is not None and (number <= low if low_open else number < low)
     if below or (high is not None and number > high):
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-        hi = "" if high is None else f"<= {high:g}"
-        raise ValueError(f"{what} must be {' and '.join(x for x in (lo, hi) if x)}, got {value!r}.")
+        if low is not None and high is not None:
+            bound = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+        elif low is not None:
+            bound = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            bound = f"<= {high:g}"
+        raise ValueError(f"{what} must be {bound}, got {value!r}.")
     return number
 
 

@@ -196,7 +196,8 @@ def fit_classifier(
     check_adata(adata, min_obs=2)
     if model is not None:
         check_model(model)
-    for name, value in (("hidden_dim", hidden_dim), ("epochs", epochs), ("batch_size", batch_size)):
+    check_number(hidden_dim, what="hidden_dim", integer=True, low=0)  # 0: a linear head
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         check_number(value, what=name, integer=True, low=1)
     check_number(dropout, what="dropout", low=0.0, high=1.0)
     check_number(learning_rate, what="learning_rate", low=0.0, low_open=True)
