@@ -9,6 +9,7 @@ content digest is the same before and after.
 
 from __future__ import annotations
 
+import functools
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,7 +29,7 @@ from scipy import sparse
 import mmcontext as mmc
 from mmcontext._validation import adata_digest
 
-EXPECTED = (ValueError, TypeError, FileNotFoundError)
+EXPECTED = (ValueError, TypeError, FileNotFoundError, FileExistsError)
 
 
 def toy(n_obs: int = 24, n_vars: int = 12, *, seed: int = 0) -> ad.AnnData:
@@ -99,6 +100,57 @@ def _sparse_nan(a):
     return a
 
 
+@functools.cache
+def shared_model():
+    """The untrained model every case runs with (seeded, so each build has the same weights)."""
+    return mmc.models.MMContextEncoder.build(12, hidden_dim=16, n_layers=1, seed=0)
+
+
+def _embedded(bad):
+    """Setup: ``obsm['X_mmc']`` written by the shared model (so functions reuse it), row 2 set to ``bad``."""
+
+    def setup(a):
+        mmc.tl.embed(a, shared_model())
+        a.obsm["X_mmc"][2, 0] = bad
+        return a
+
+    return setup
+
+
+def _annotated(a):
+    mmc.tl.annotate(a, shared_model(), ["B cell", "T cell"])
+    return a
+
+
+def _float_column(a):
+    a.obs["score"] = np.linspace(0.01, 0.99, a.n_obs)
+    return a
+
+
+def _dup_genes(a):
+    a.var_names = ["g0"] * 2 + list(a.var_names[2:])
+    return a
+
+
+def _str_collision(a):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a.obs_names = pd.Index([1, "1", *a.obs_names[2:]], dtype=object)
+    return a
+
+
+def _untrained_head(m):
+    return mmc.models.ClassifierHead(m.get_embedding_dimension(), classes=["a", "b"], hidden_dim=8)
+
+
+def _a_file(tmp: Path) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "notes.txt").write_text("a user's file")
+    return tmp / "notes.txt"
+
+
 def _damaged_model(tmp: Path, model, damage: str) -> Path:
     path = tmp / f"model_{damage}"
     mmc.models.save_model(model, path)
@@ -108,6 +160,13 @@ def _damaged_model(tmp: Path, model, damage: str) -> Path:
             fh.truncate(50)
     elif damage == "json":
         (path / "modules.json").write_text("[{")
+    elif damage == "code":  # a folder naming a class of its own: loading it would import evil_mod.py
+        import json
+
+        modules = json.loads((path / "modules.json").read_text())
+        modules.append({"idx": len(modules), "name": "evil", "path": "", "type": "evil_mod.Evil"})
+        (path / "modules.json").write_text(json.dumps(modules))
+        (path / "evil_mod.py").write_text("raise SystemExit('shipped code ran')\n")
     elif damage == "missing":
         (omics / "config.json").unlink()
         (omics / "model.safetensors").unlink()
@@ -213,6 +272,105 @@ def cases() -> list[Case]:
             lambda a, m, t: P.build_dataset(a, t / "stores", caption_key="mmc_captoin"),
         ),
         Case("pp.build_dataset", "duplicated obs_names", _dup_names, lambda a, m, t: P.build_dataset(a, t / "stores")),
+        # -- overwriting what mmcontext did not write ----------------------------------------------
+        Case(
+            "tl.query",
+            "key_added naming a label column of the data",
+            same,
+            lambda a, m, t: T.query(a, m, "B cells", key_added="cell_type"),
+        ),
+        Case(
+            "tl.annotate",
+            "key_added naming a label column of the data",
+            same,
+            lambda a, m, t: T.annotate(a, m, ["B cell", "T cell"], key_added="cell_type"),
+        ),
+        Case(
+            "tl.embed",
+            "key_added naming an embedding of the user's",
+            lambda a: _set(a, lambda x: x.obsm.__setitem__("X_pca", np.ones((x.n_obs, 3), np.float32))),
+            lambda a, m, t: T.embed(a, m, key_added="X_pca"),
+        ),
+        Case(
+            "pp.captions",
+            "key_added naming a column of the data",
+            same,
+            lambda a, m, t: P.captions(a, key_added="blank"),
+        ),
+        Case(
+            "tl.query",
+            "key_added naming mmcontext's label column",
+            _annotated,
+            lambda a, m, t: T.query(a, m, "B cells", key_added="mmc_label"),
+        ),
+        # -- silently wrong results ----------------------------------------------------------------
+        Case(
+            "tl.annotate",
+            "NaN row in a reused obsm['X_mmc']",
+            _embedded(np.nan),
+            lambda a, m, t: T.annotate(a, m, ["B cell"]),
+        ),
+        Case(
+            "tl.query",
+            "inf row in a reused obsm['X_mmc']",
+            _embedded(np.inf),
+            lambda a, m, t: T.query(a, m, "B cells"),
+        ),
+        Case("tl.classify", "an untrained ClassifierHead", same, lambda a, m, t: T.classify(a, m, _untrained_head(m))),
+        Case(
+            "tl.classify", "a head folder path instead of a head", same, lambda a, m, t: T.classify(a, m, "head_folder")
+        ),
+        Case(
+            "pp.captions",
+            "a continuous (float) column as caption key",
+            _float_column,
+            lambda a, m, t: P.captions(a, keys={"cell_type": "score"}),
+        ),
+        Case(
+            "tl.train",
+            "a continuous (float) column as caption_key",
+            _float_column,
+            lambda a, m, t: T.train(a, caption_key="score"),
+        ),
+        # -- wrong kinds of argument ----------------------------------------------------------------
+        Case("tl.query", "queries as a number (7)", same, lambda a, m, t: T.query(a, m, 7)),
+        Case("tl.query", "queries as a dict", same, lambda a, m, t: T.query(a, m, {"B cells": 1})),
+        Case("tl.query", "contrast as a string", same, lambda a, m, t: T.query(a, m, "B cells", contrast="0.5")),
+        Case(
+            "tl.annotate",
+            "min_score as a string ('0.5')",
+            same,
+            lambda a, m, t: T.annotate(a, m, ["B cell"], min_score="0.5"),
+        ),
+        Case("tl.annotate", "top_k as a float (1.5)", same, lambda a, m, t: T.annotate(a, m, ["B cell"], top_k=1.5)),
+        Case(
+            "tl.label_query",
+            "a model path instead of a model",
+            same,
+            lambda a, m, t: T.label_query(a, "my_model", "B cells", labels="cell_type"),
+        ),
+        Case(
+            "tl.evaluate",
+            "queries as a list, not a dict",
+            same,
+            lambda a, m, t: T.evaluate(a, label_key="cell_type", queries=["B cell"]),
+        ),
+        Case("tl.train", "epochs=0", same, lambda a, m, t: T.train(a, epochs=0)),
+        Case("tl.train", "epochs as a string ('3')", same, lambda a, m, t: T.train(a, epochs="3")),
+        Case(
+            "tl.fit_classifier",
+            "epochs=1.5",
+            same,
+            lambda a, m, t: T.fit_classifier(a, m, label_key="cell_type", epochs=1.5),
+        ),
+        Case(
+            "pp.build_dataset",
+            "n_negatives=1.5",
+            same,
+            lambda a, m, t: P.build_dataset(a, t / "stores", n_negatives=1.5),
+        ),
+        Case("pp.prepare", "duplicated var_names", _dup_genes, lambda a, m, t: P.prepare(a, caption_keys=False)),
+        Case("pp.prepare", "obs_names 1 and '1' (equal as strings)", _str_collision, lambda a, m, t: P.prepare(a)),
         # -- models.load ---------------------------------------------------------------------------
         Case("models.load", "folder that does not exist", same, lambda a, m, t: mmc.models.load(t / "nope")),
         Case(
@@ -223,6 +381,18 @@ def cases() -> list[Case]:
         ),
         Case(
             "models.load", "corrupted modules.json", same, lambda a, m, t: mmc.models.load(_damaged_model(t, m, "json"))
+        ),
+        Case(
+            "models.load",
+            "a folder that ships its own Python module",
+            same,
+            lambda a, m, t: mmc.models.load(_damaged_model(t, m, "code")),
+        ),
+        Case(
+            "models.save_model",
+            "a path that is an existing file",
+            same,
+            lambda a, m, t: mmc.models.save_model(m, _a_file(t)),
         ),
         Case(
             "models.load",
@@ -261,7 +431,7 @@ def run_case(case: Case, model, tmp: Path) -> dict:
 
 def run_all() -> list[dict]:
     """Run every case with a shared untrained model."""
-    model = mmc.models.MMContextEncoder.build(12, hidden_dim=16, n_layers=1, seed=0)
+    model = shared_model()
     with tempfile.TemporaryDirectory() as tmp:
         return [
             run_case(case, model, Path(tmp) / str(i))
@@ -283,6 +453,27 @@ def markdown(rows: list[dict]) -> str:
         "Missing keys raise `MMContextKeyError`, which is both a `KeyError` (as in scanpy) and a `ValueError`",
         "(the package's contract: bad input raises `ValueError` or `TypeError`); missing files raise",
         "`FileNotFoundError`.",
+        "",
+        "The error types a user can meet, and the shared code that raises each:",
+        "",
+        "| error | when | raised by |",
+        "|---|---|---|",
+        "| `MMContextKeyError` (`KeyError`, `ValueError`) | an obs column, obsm key or layer that does not exist; "
+        "the message names the closest keys | `_validation.get_obsm`, `get_obs_column`, `get_layer` |",
+        "| `MMContextOverwriteError` (`ValueError`) | `key_added=` names an obs column / obsm key mmcontext did not "
+        "write (or wrote as another kind of result); pass `overwrite=True` | `_validation.check_outputs` |",
+        "| `TypeError` | an argument of the wrong kind: a number as queries, a string as a number, `1.5` as a count, "
+        "a path where a model or head is expected | `check_texts`, `check_number`, `check_model`, `check_trained` |",
+        "| `ValueError` | a value out of range, NaN/inf rows, raw counts, duplicated names (also once converted to "
+        "strings), an untrained head, a continuous column used as text, a view to write into | `check_number`, "
+        "`check_finite`, `check_unique_names`, `check_trained`, `check_text_column`, `check_writable` |",
+        "| `UntrustedModelError` (`ValueError`) | a model folder names a module class outside sentence-transformers "
+        "and mmcontext; pass `trust_remote_code=True` only if you trust it | `models.MMContextEncoder` |",
+        "| `FileNotFoundError` / `ValueError` | a model folder that is missing, partly written or corrupted | "
+        "`_validation.check_model_folder` |",
+        "| `FileExistsError` | a model or store would be written over an existing file | `_io.refuse_file` |",
+        "| `StoreIntegrityError` (`ValueError`) | an embedding store whose files do not match its manifest | "
+        "`data.EmbeddingStore` |",
         "",
         f"{len(rows)} cases; {sum(r['unchanged'] for r in rows)} left the input unchanged; "
         f"{sum(isinstance(r['error'], EXPECTED) for r in rows)} raised a documented error type.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -45,21 +46,48 @@ def h5ad_safe(value: Any) -> Any:
     return str(value)
 
 
-def record(adata: AnnData, step: str, params: dict[str, Any], *, key: str | None = None) -> None:
+#: ``uns['mmcontext']`` entry naming what mmcontext wrote: ``{"obs": {column: kind}, "obsm": {key: kind}}``.
+OUTPUTS = "outputs"
+
+
+def record(
+    adata: AnnData,
+    step: str,
+    params: dict[str, Any],
+    *,
+    key: str | None = None,
+    outputs: tuple[str, Iterable[tuple[str, str]]] | None = None,
+) -> None:
     """Store ``params`` under ``adata.uns['mmcontext'][step]`` with package versions and a timestamp.
 
     ``uns['mmcontext'][step]`` holds the latest call of ``step``. With ``key`` (the result's ``key_added``) the
     record is also kept under ``uns['mmcontext']['by_key'][key]``, so a second call under another ``key_added``
     does not erase the first one's record; :func:`find_record` reads either.
+    ``outputs=(kind, [(key, "obs" | "obsm"), ...])`` also notes that mmcontext wrote those keys as ``kind``
+    (read back by :func:`written_kind`, so a later call may replace them without ``overwrite=True``).
+    The ``uns`` entry is replaced, never changed in place, so a view's parent is never written; on a view (whose
+    ``uns`` cannot be written without copying it) nothing is stored and a warning says so.
     """
+    if adata.is_view:
+        from ._logging import logger
+
+        logger.warning(
+            "adata is a view (e.g. `adata[mask]`): the record of %r is not stored in it, and never in its parent. "
+            "Pass `adata[mask].copy()` to keep it.",
+            step,
+        )
+        return
     entry = dict(params)
     entry["versions"] = versions()
     entry["time"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     entry = h5ad_safe(entry)
-    uns = adata.uns.setdefault(_keys.UNS, {})
+    uns = dict(adata.uns.get(_keys.UNS, {}))
     uns[step] = entry
     if key is not None:
-        uns.setdefault(_keys.RECORDS, {})[str(key)] = {**entry, "step": step}
+        uns[_keys.RECORDS] = {**dict(uns.get(_keys.RECORDS, {})), str(key): {**entry, "step": step}}
+    if outputs is not None:
+        uns[OUTPUTS] = _noted(uns, *outputs)
+    adata.uns[_keys.UNS] = uns
 
 
 def find_record(adata: AnnData, step: str, key: str | None = None) -> dict[str, Any]:
@@ -76,6 +104,29 @@ def find_record(adata: AnnData, step: str, key: str | None = None) -> dict[str, 
     if by_key is not None and by_key.get("step") == step:
         return by_key
     return latest if latest.get("key_added") == key else {}
+
+
+def mark_outputs(adata: AnnData, kind: str, items: Iterable[tuple[str, str]]) -> None:
+    """Note that mmcontext wrote ``items`` (``(key, where)`` pairs) as ``kind`` (as ``record(outputs=)`` does)."""
+    if adata.is_view:
+        return
+    uns = dict(adata.uns.get(_keys.UNS, {}))
+    uns[OUTPUTS] = _noted(uns, kind, items)
+    adata.uns[_keys.UNS] = uns
+
+
+def _noted(uns: dict, kind: str, items: Iterable[tuple[str, str]]) -> dict[str, dict[str, str]]:
+    written = {where: dict(keys) for where, keys in uns.get(OUTPUTS, {}).items()}
+    for key, where in items:
+        written.setdefault(where, {})[str(key)] = kind
+    return written
+
+
+def written_kind(adata: AnnData, key: str, where: str) -> str | None:
+    """The kind of result mmcontext noted writing at ``adata.<where>[key]`` (``None``: not written by mmcontext)."""
+    uns = adata.uns.get(_keys.UNS, {})
+    kind = uns.get(OUTPUTS, {}).get(where, {}).get(str(key))
+    return str(kind) if kind is not None else None
 
 
 def text_fingerprint(model: Any) -> str:

@@ -39,11 +39,76 @@ def check_adata(adata: Any, *, min_obs: int = 1) -> None:
         raise TypeError(f"Expected an AnnData object, got {type(adata).__name__}.")
     if adata.n_obs < min_obs:
         raise ValueError(f"The AnnData has {adata.n_obs} cells (shape {adata.shape}); at least {min_obs} needed.")
-    if not adata.obs_names.is_unique:
-        dup = adata.obs_names[adata.obs_names.duplicated()][:3].tolist()
+    check_unique_names(adata.obs_names, what="adata.obs_names", why="cells are referenced by name")
+
+
+def check_unique_names(names: Any, *, what: str, why: str = "") -> None:
+    """Raise if ``names`` (obs or var names) repeat, also once converted to strings (``1`` and ``"1"``).
+
+    Names are compared as the strings they become in an h5ad file, an embedding store or a gene lookup.
+    """
+    index = pd.Index(np.asarray(names).astype(str))
+    if index.is_unique:
+        return
+    dup = index[index.duplicated()][:3].tolist()
+    fix = "obs_names_make_unique" if "obs" in what else "var_names_make_unique"
+    clash = "" if pd.Index(names).is_unique is False else " once converted to strings"
+    reason = f"; {why}" if why else ""
+    raise ValueError(f"{what} are not unique{clash} (e.g. {dup!r}){reason}. Run `adata.{fix}()` first.")
+
+
+def check_number(
+    value: Any,
+    *,
+    what: str,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    none: bool = False,
+) -> float | int | None:
+    """Return ``value`` as a float (or int) after checking its type and range, naming the argument.
+
+    Strings, booleans and (for ``integer=True``) non-integral numbers such as ``1.5`` raise ``TypeError``;
+    values outside ``[low, high]`` (``(low, high]`` with ``low_open``) or NaN raise ``ValueError``.
+    """
+    import numbers
+
+    if value is None and none:
+        return None
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be {kind}, got {type(value).__name__} {value!r}.")
+    if integer and float(value) != int(value):
+        raise TypeError(f"{what} must be {kind}, got {value!r}.")
+    number = int(value) if integer else float(value)
+    if number != number:
+        raise ValueError(f"{what} must be {kind}, got NaN.")
+    below = low is not None and (number <= low if low_open else number < low)
+    if below or (high is not None and number > high):
+        if low is not None and high is not None:
+            bound = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+        elif low is not None:
+            bound = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            bound = f"<= {high:g}"
+        raise ValueError(f"{what} must be {bound}, got {value!r}.")
+    return number
+
+
+def check_text_column(values: pd.Series, *, key: str) -> None:
+    """Raise if ``obs[key]``, used as text (captions, labels), holds continuous numbers, which make no text.
+
+    A float column with non-integral values ("A 0.0238 cell.") is refused, naming the column and the fix.
+    """
+    if values.dtype.kind != "f":
+        return
+    finite = values.to_numpy()[np.isfinite(values.to_numpy())]
+    if finite.size and not np.array_equal(finite, np.round(finite)):
         raise ValueError(
-            f"adata.obs_names are not unique (e.g. {dup!r}); cells are referenced by name. "
-            "Run `adata.obs_names_make_unique()` first."
+            f"adata.obs[{key!r}] is a continuous (float) column ({values.nunique()} distinct values, e.g. "
+            f"{finite[0]:g}); it cannot be used as text. Pass a categorical column (cell type, tissue, ...), or bin "
+            f"it first, e.g. `adata.obs[{key!r}] = pd.cut(adata.obs[{key!r}], 5).astype(str)`."
         )
 
 
@@ -59,6 +124,58 @@ def check_writable(adata: AnnData, *, copy: bool, offer_copy: bool = True) -> No
         )
     if is_read_only_backed(adata):
         raise ValueError(f"The AnnData is backed read-only; open it with `backed='r+'`{alt}.")
+
+
+class MMContextOverwriteError(ValueError):
+    """A function would replace an ``obs`` column / ``obsm`` key that mmcontext did not write (or of another kind).
+
+    Pass ``overwrite=True`` to replace it, or another ``key_added=``.
+    """
+
+
+def check_outputs(adata: AnnData, kind: str, items: Iterable[tuple[str, str]], *, overwrite: bool = False) -> None:
+    """Refuse to replace an existing ``adata.<where>[key]`` that mmcontext did not write as ``kind``.
+
+    ``items`` are ``(key, where)`` pairs (``where`` one of ``"obs"``, ``"obsm"``, ``"varm"``), as in ``log_added``.
+    A key mmcontext wrote is known from ``uns['mmcontext']['outputs']`` (see :func:`mmcontext._provenance.record`);
+    results saved before it was kept are known from their step's ``key_added`` record. Raises
+    :class:`MMContextOverwriteError` before anything is computed or written, naming the key and the option.
+    """
+    from ._provenance import written_kind
+
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}.")
+    if overwrite:
+        return
+    for key, where in items:
+        store = adata.obs if where == "obs" else getattr(adata, where)
+        if key not in (store.columns if where == "obs" else store):
+            continue
+        by = written_kind(adata, key, where)
+        if by == kind or (by is None and _recorded_key(adata, key)):
+            continue
+        value = store[key]
+        desc = f"{value.dtype} column" if where == "obs" else f"{type(value).__name__} of shape {np.shape(value)}"
+        origin = f"written by mmcontext's {by!r}" if by else "not written by mmcontext"
+        raise MMContextOverwriteError(
+            f"adata.{where}[{key!r}] already exists ({desc}, {origin}); {kind!r} would replace it. "
+            "Pass `overwrite=True` to replace it, or another `key_added=`."
+        )
+
+
+def _recorded_key(adata: AnnData, key: str) -> bool:
+    """Whether a step record from before ``outputs`` were noted names ``key`` (its ``key_added`` or a suffix of it)."""
+    from ._keys import UNS
+
+    for step in adata.uns.get(UNS, {}).values():
+        if not isinstance(step, dict):
+            continue
+        names = [step.get(k) for k in ("key_added", "init_key", "caption_key")]
+        names += list(step.get("keys", [])) if not isinstance(step.get("keys"), (str, dict)) else []
+        for name in names:
+            if isinstance(name, str) and (key == name or key.startswith(f"{name}_")):
+                return True
+    return False
 
 
 def check_expression_values(X: Any, *, what: str, fix: str = "clean the data first", start: int | None = None) -> None:
@@ -123,16 +240,44 @@ def get_obs_column(adata: AnnData, key: str) -> pd.Series:
 
 
 def check_texts(texts: Any, *, what: str) -> list[str]:
-    """Return ``texts`` as a non-empty list of non-empty strings (a single string becomes a list)."""
+    """Return ``texts`` as a non-empty list of non-empty strings (a single string becomes a list).
+
+    A number, a mapping or anything else that is not a string or a sequence of strings raises ``TypeError``.
+    """
+    from collections.abc import Mapping
+
     if isinstance(texts, str):
         texts = [texts]
+    if isinstance(texts, (Mapping, bytes)) or not isinstance(texts, Iterable):
+        raise TypeError(f"{what} must be a string or a list of strings, got {type(texts).__name__} {texts!r}.")
     texts = list(texts)
     if not texts:
         raise ValueError(f"{what} is empty; pass at least one text.")
     for t in texts:
         if not isinstance(t, str) or not t.strip():
-            raise ValueError(f"{what} must be non-empty strings, got {t!r}.")
+            raise ValueError(f"{what} must be non-empty strings, got {type(t).__name__} {t!r}.")
     return texts
+
+
+def check_query_labels(queries: Any, *, what: str = "queries") -> dict[str, list[str]]:
+    """Return ``{query text: [labels]}`` checked: a mapping of texts to one label or a list of labels.
+
+    A single label string stays one label (never split into its characters).
+    """
+    from collections.abc import Mapping
+
+    if queries is None:
+        return {}
+    if not isinstance(queries, Mapping):
+        raise TypeError(
+            f"{what} must be a dict {{query text: [true labels]}}, got {type(queries).__name__}; "
+            'e.g. `queries={"NK cells": ["CD56+ NK"]}`.'
+        )
+    out = {}
+    for text, labels in queries.items():
+        check_texts(text, what=f"{what} keys")
+        out[text] = check_texts(labels, what=f"{what}[{text!r}]")
+    return out
 
 
 def check_dim(n_features: int, expected: int, *, what: str, fix: str) -> None:
@@ -288,6 +433,21 @@ def check_model(model: Any, *, what: str = "model") -> None:
     if not any(c.__name__ == "MMContextEncoder" and c.__module__.startswith("mmcontext.") for c in type(model).__mro__):
         hint = " Load it first: `model = mmc.models.load(path)`." if isinstance(model, (str, os.PathLike)) else ""
         raise TypeError(f"{what} must be an mmcontext MMContextEncoder, got {type(model).__name__}.{hint}")
+
+
+def check_trained(obj: Any, *, what: str, kind: str, fit: str) -> None:
+    """Raise unless ``obj`` is an mmcontext ``kind`` (class name) that was trained (its ``history`` is not empty).
+
+    A head or reranker fresh from its constructor has random weights; its predictions would look like results.
+    """
+    if not any(c.__name__ == kind and c.__module__.startswith("mmcontext.") for c in type(obj).__mro__):
+        hint = f" Load it first: `mmc.models.{kind}.load(path)`." if isinstance(obj, (str, os.PathLike)) else ""
+        raise TypeError(f"{what} must be an mmcontext {kind}, got {type(obj).__name__}.{hint}")
+    if not getattr(obj, "history", None):
+        raise ValueError(
+            f"{what} is an untrained {kind} (no training history): its weights are random. Train it with `{fit}`, "
+            f"or load a trained one with `mmc.models.{kind}.load(path)`."
+        )
 
 
 def adata_digest(adata: AnnData) -> str:

@@ -118,3 +118,35 @@ def test_compat_module_classes_hook_exists():
     d = Dummy()
     resolve_module_classes(d, {"a.B": int})
     assert d._module_classes == {"a.B": int}
+
+
+@pytest.mark.parametrize(
+    "type_name",
+    ["mmcontext.evil_mod.Evil", "mmcontext.models._omics.Evil", "mmcontext_evil.Evil", "evil_mod.OmicsEncoder"],
+)
+def test_lookalike_mmcontext_types_are_refused(saved, tmp_path, type_name):
+    """Only the exact classes of the allow-list resolve: a type that merely looks like mmcontext's is refused."""
+    folder = _copy(saved, tmp_path / "model")
+    marker = tmp_path / "ran.txt"
+    module, _, cls = type_name.rpartition(".")
+    source = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+    source += (
+        f"from sentence_transformers.sentence_transformer.modules import Normalize\nclass {cls}(Normalize):\n    pass\n"
+    )
+    target = folder / (module.replace(".", "/") + ".py")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for parent in target.relative_to(folder).parents:  # make each folder a package, as an attacker would
+        if str(parent) != ".":
+            (folder / parent / "__init__.py").write_text("")
+    target.write_text(source)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules.append({"idx": len(modules), "name": "evil", "path": "", "type": type_name})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    cwd = os.getcwd()
+    os.chdir(folder)  # even with the folder as the working directory (first on sys.path for `python -c`)
+    try:
+        with pytest.raises(UntrustedModelError, match="trust_remote_code=True"):
+            mmc.models.load(folder)
+    finally:
+        os.chdir(cwd)
+    assert not marker.exists()

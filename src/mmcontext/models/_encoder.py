@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from typing import Any
 
@@ -257,10 +258,24 @@ class MMContextEncoder(SentenceTransformer):
             self.train(was_training)
         return out
 
+    def save(self, path: str, *args, **kwargs) -> None:
+        """``SentenceTransformer.save`` (and so ``save_pretrained``), written atomically.
+
+        The model is written into a temporary folder beside ``path`` that then replaces ``path`` in one
+        rename, so a save killed halfway leaves the previous model at ``path`` loadable. Files at ``path`` that
+        the save does not write (e.g. a ``training_history.json``) are kept.
+        """
+        if path is None:
+            return
+        from .._io import atomic_save_dir
+
+        with atomic_save_dir(path) as tmp:
+            super().save(str(tmp), *args, **kwargs)
+        if getattr(self.model_card_data, "save_dir", None):
+            self.model_card_data.save_dir = os.fspath(path)  # not the temporary folder, which is gone
+
     def _create_model_card(self, path: str, *args, **kwargs) -> None:
         """Write the stock README.md, then add what the model was trained on (``mmc_card``, set by ``tl.train``)."""
-        import os
-
         from ._card import HEADING, card_section
 
         super()._create_model_card(path, *args, **kwargs)
@@ -350,7 +365,6 @@ def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContext
 
     """
     import json
-    import os
 
     from .._io import recover_dir
     from .._settings import hf_progress

@@ -22,9 +22,12 @@ def save_model(model: MMContextEncoder, path: str | os.PathLike, **kwargs) -> Pa
 
     A process killed mid-save leaves the previous folder at ``path`` intact.
     """
+    from sentence_transformers import SentenceTransformer
+
     with atomic_dir(path) as tmp:
         with hf_progress():
-            model.save_pretrained(str(tmp), **kwargs)
+            # the plain save into the temporary folder (the model's own save_pretrained is atomic too; not twice)
+            SentenceTransformer.save(model, str(tmp), **kwargs)
         history = _model_attrs.history(model)
         if history is not None:
             (tmp / "training_history.json").write_text(json.dumps(history, indent=1))

@@ -12,7 +12,15 @@ import pandas as pd
 from .. import _keys
 from .._logging import log_added
 from .._provenance import find_record, record
-from .._validation import MMContextKeyError, check_adata, check_writable, get_obs_column
+from .._validation import (
+    MMContextKeyError,
+    check_adata,
+    check_key_added,
+    check_outputs,
+    check_text_column,
+    check_writable,
+    get_obs_column,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -96,6 +104,8 @@ def caption_texts(
         cols = list(dict.fromkeys(keys.values()))
     if not cols:
         return pd.Series([None] * len(obs), index=obs.index, dtype=object)
+    for col in cols:
+        check_text_column(obs[col], key=col)
     frame = obs[cols].astype(object)
     codes = frame.apply(lambda c: c.map(_clean)).astype(object)
     describe = _ontology_describer() if ontology and template is None else (lambda label: f"A {label} cell")
@@ -142,6 +152,7 @@ def captions(
     ontology: bool = True,
     missing: str = "unknown",
     key_added: str = _keys.CAPTION,
+    overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
     """Write a human-readable caption per cell, built from its ``obs`` metadata.
@@ -169,6 +180,9 @@ def captions(
         Text for a missing value in a custom ``template``.
     key_added
         ``obs`` column to write.
+    overwrite
+        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
+        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
     copy
         Return a copy instead of writing into ``adata``.
 
@@ -189,6 +203,8 @@ def captions(
     """
     check_adata(adata)
     check_writable(adata, copy=copy)
+    check_key_added(key_added)
+    check_outputs(adata, "captions", [(key_added, "obs")], overwrite=overwrite)
     keys = resolve_caption_keys(adata, keys, template=template)
     texts = caption_texts(adata.obs, keys, template=template, ontology=ontology, missing=missing)
     if texts.isna().all():
@@ -203,6 +219,7 @@ def captions(
         "captions",
         {"keys": dict(keys), "template": template, "ontology": ontology, "key_added": key_added},
         key=key_added,
+        outputs=("captions", [(key_added, "obs")]),
     )
     log_added((key_added, "obs"))
     return adata if copy else None
@@ -242,5 +259,5 @@ def caption_column(adata: AnnData, caption_key: str | None = None) -> str:
                 f"adata.obs[{caption_key!r}] not found; run `mmc.pp.prepare(adata)` or `mmc.pp.captions(adata)` "
                 "first, or pass `caption_key=`."
             )
-    get_obs_column(adata, caption_key)
+    check_text_column(get_obs_column(adata, caption_key), key=caption_key)
     return caption_key

@@ -14,7 +14,7 @@ import pandas as pd
 from .. import _keys
 from .._logging import logger
 from .._provenance import find_record
-from .._validation import check_adata, get_obs_column, get_obsm
+from .._validation import check_adata, check_number, get_obs_column, get_obsm
 from ..data._dataset_meta import SHAPES, sampler_for
 from ..data._negatives import NegativeSampler
 from ..data._splits import assign_splits
@@ -147,8 +147,11 @@ def build_dataset(
         raise ValueError("No AnnData given.")
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}.")
-    if n_negatives < 1:
-        raise ValueError(f"n_negatives must be >= 1, got {n_negatives}.")
+    n_negatives = check_number(n_negatives, what="n_negatives", integer=True, low=1)
+    negative_pool = check_number(negative_pool, what="negative_pool", integer=True, low=1, none=True)
+    validation_size = check_number(validation_size, what="validation_size")
+    test_size = check_number(test_size, what="test_size")
+    seed = check_number(seed, what="seed", integer=True)
     if not (0 <= validation_size < 1 and 0 <= test_size < 1 and validation_size + test_size < 1):
         raise ValueError(
             f"validation_size and test_size must be in [0, 1) with a sum < 1, got {validation_size}, {test_size}."

@@ -10,13 +10,16 @@ from scipy import sparse
 
 from .. import _keys
 from .._logging import log_added, logger
-from .._provenance import find_record, record
+from .._provenance import find_record, mark_outputs, record
 from .._validation import (
     MMContextKeyError,
     as_float_matrix,
     check_adata,
     check_expression_values,
     check_log_normalised,
+    check_outputs,
+    check_texts,
+    check_unique_names,
     check_writable,
     get_layer,
     get_obsm,
@@ -95,6 +98,7 @@ def prepare(
     key_added: str = _keys.X_INIT,
     caption_key_added: str = _keys.CAPTION,
     seed: int = 0,
+    overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
     """Write the initial embedding and the captions that training and inference read.
@@ -139,6 +143,9 @@ def prepare(
         ``obs`` column of the captions.
     seed
         Random seed of the PCA solver.
+    overwrite
+        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
+        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
     copy
         Return a copy instead of writing into ``adata``.
 
@@ -170,6 +177,8 @@ def prepare(
     keys = None
     if caption_keys is not False:
         keys = resolve_caption_keys(adata, caption_keys, template=caption_template)
+    check_outputs(adata, "prepare", [(key_added, "obsm")] if use_rep is None else [], overwrite=overwrite)
+    check_outputs(adata, "captions", [(caption_key_added, "obs")] if keys is not None else [], overwrite=overwrite)
     params: dict = {"method": "obsm" if use_rep else method, "seed": seed}
     loadings = None
     if reference is not None:
@@ -213,7 +222,8 @@ def prepare(
     else:
         X, what = _expression(adata, layer)
         warn_if_scaled(X, what=what)
-        panel = default_panel(adata, X) if genes is None else list(genes)
+        panel = default_panel(adata, X) if genes is None else check_texts(genes, what="genes")
+        check_unique_names(adata.var_names, what="adata.var_names", why="genes are matched by name")
         found = adata.var_names.get_indexer(panel)
         n_missing = int((found < 0).sum())
         if n_missing == len(panel):
@@ -253,7 +263,8 @@ def prepare(
         from ._reference import log_missing
 
         log_missing(params["n_missing_genes"], len(params["genes"]))
-    record(adata, "prepare", params)
+    record(adata, "prepare", params, outputs=("prepare", [a for a in added if a[1] != "obs"]))
+    mark_outputs(adata, "captions", [a for a in added if a[1] == "obs"])
     log_added(*added)
     return adata if copy else None
 

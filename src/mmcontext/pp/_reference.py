@@ -12,6 +12,7 @@ from scipy import sparse
 from .. import _keys
 from .._logging import logger
 from .._provenance import find_record
+from .._validation import check_unique_names
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -130,10 +131,8 @@ def match_genes(var_names: Any, space: InputSpace, *, fill: str = "mean") -> np.
 
     if fill not in ("mean", "zero"):
         raise ValueError(f"fill={fill!r} is not one of 'mean', 'zero'.")
+    check_unique_names(var_names, what="adata.var_names", why="genes are matched by name")
     names = pd.Index(np.asarray(var_names).astype(str))
-    if not names.is_unique:
-        dup = names[names.duplicated()][:3].tolist()
-        raise ValueError(f"var_names are not unique (e.g. {dup!r}); run `adata.var_names_make_unique()` first.")
     pos = names.get_indexer(space.genes)
     if not (pos >= 0).any():
         raise ValueError(

@@ -16,6 +16,8 @@ from .._validation import (
     check_adata,
     check_key_added,
     check_model,
+    check_number,
+    check_outputs,
     check_texts,
     check_writable,
     get_obs_column,
@@ -77,6 +79,7 @@ def annotate(
     calibrate: bool = True,
     rerank: CellTextReranker | None = None,
     top_k: int = 3,
+    overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
     """Assign each cell the most probable candidate label (zero-shot).
@@ -131,6 +134,9 @@ def annotate(
         keep the same set of scores, so the best label is the cross-encoder's pick among the top-k.
     top_k
         Labels per cell that ``rerank`` rescores.
+    overwrite
+        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
+        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
     copy
         Return a copy instead of writing into ``adata``.
 
@@ -163,9 +169,17 @@ def annotate(
     check_writable(adata, copy=copy)
     check_model(model)
     check_key_added(key_added)
+    outputs = [(key_added, "obs"), (f"{key_added}_score", "obs"), (f"{key_added}_margin", "obs")]
+    outputs += [(f"{key_added}_scores", "obsm")]
+    outputs += [(f"{key_added}_probability", "obs")] if calibrate and model.calibration else []
+    outputs += [(f"{key_added}_rerank_score", "obs")] if rerank is not None else []
+    check_outputs(adata, "annotate", outputs, overwrite=overwrite)
     labels, cl_ids = resolve_labels(adata, labels)
-    if not 0.0 <= float(smooth) <= 1.0:
-        raise ValueError(f"smooth must be in [0, 1], got {smooth!r}.")
+    smooth = check_number(smooth, what="smooth", low=0.0, high=1.0)
+    min_score = check_number(min_score, what="min_score", none=True)
+    top_k = check_number(top_k, what="top_k", integer=True, low=1)
+    if not isinstance(unknown_label, str) or not unknown_label.strip():
+        raise TypeError(f"unknown_label must be a non-empty string, got {unknown_label!r}.")
     if unknown_label in labels and min_score is not None:
         raise ValueError(f"unknown_label {unknown_label!r} is also a candidate label; pass another `unknown_label=`.")
     graph, graph_key = _connectivities(adata, neighbors_key) if smooth > 0 else (None, None)
@@ -222,6 +236,10 @@ def annotate(
         adata.obs[f"{key_added}_probability"] = prob[rows, best]
     if rerank_probs is not None:
         adata.obs[f"{key_added}_rerank_score"] = rerank_probs[rows, best].astype(np.float32)
+    written = [(key_added, "obs"), (f"{key_added}_score", "obs"), (f"{key_added}_margin", "obs")]
+    written += [(f"{key_added}_scores", "obsm")]
+    written += [(f"{key_added}_probability", "obs")] if prob is not None else []
+    written += [(f"{key_added}_rerank_score", "obs")] if rerank is not None else []
     record(
         adata,
         "annotate",
@@ -242,15 +260,9 @@ def annotate(
             "calibration": ({k: calibration[k] for k in ("scale", "weight")} if prob is not None else None),
         },
         key=key_added,
+        outputs=("annotate", written),
     )
-    log_added(
-        (key_added, "obs"),
-        (f"{key_added}_score", "obs"),
-        (f"{key_added}_margin", "obs"),
-        (f"{key_added}_scores", "obsm"),
-        *([(f"{key_added}_probability", "obs")] if prob is not None else []),
-        *([(f"{key_added}_rerank_score", "obs")] if rerank is not None else []),
-    )
+    log_added(*written)
     return adata if copy else None
 
 

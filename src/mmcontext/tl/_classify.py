@@ -12,7 +12,17 @@ from .. import _keys
 from .._keys import TASKS
 from .._logging import log_added, logger
 from .._provenance import record
-from .._validation import check_adata, check_writable, get_obs_column, get_obsm
+from .._validation import (
+    check_adata,
+    check_key_added,
+    check_model,
+    check_number,
+    check_outputs,
+    check_trained,
+    check_writable,
+    get_obs_column,
+    get_obsm,
+)
 from ._targets import cell_mask, targets
 
 if TYPE_CHECKING:
@@ -125,6 +135,14 @@ def fit_classifier(
     from ..training._head import fit_head
 
     check_adata(adata, min_obs=2)
+    if model is not None:
+        check_model(model)
+    check_number(hidden_dim, what="hidden_dim", integer=True, low=0)  # 0: a linear head
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        check_number(value, what=name, integer=True, low=1)
+    check_number(dropout, what="dropout", low=0.0, high=1.0)
+    check_number(learning_rate, what="learning_rate", low=0.0, low_open=True)
+    check_number(weight_decay, what="weight_decay", low=0.0)
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
     if class_weight not in (None, "balanced"):
@@ -198,6 +216,7 @@ def classify(
     text_key: str | None = None,
     threshold: float = 0.5,
     key_added: str = _keys.CLASSIFY,
+    overwrite: bool = False,
     copy: bool = False,
     **fit_kwargs: Any,
 ) -> AnnData | None:
@@ -224,6 +243,9 @@ def classify(
         Probability from which a label counts as predicted (multilabel).
     key_added
         Name of the prediction column; the other results are named after it.
+    overwrite
+        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
+        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
     copy
         Return a copy instead of writing into ``adata``.
     **fit_kwargs
@@ -250,6 +272,13 @@ def classify(
     """
     check_adata(adata)
     check_writable(adata, copy=copy)
+    check_key_added(key_added)
+    check_outputs(
+        adata,
+        "classify",
+        [(key_added, "obs"), (f"{key_added}_score", "obs"), (f"{key_added}_probs", "obsm")],
+        overwrite=overwrite,
+    )
     if head is None:
         if label_key is None:
             raise ValueError("Pass a trained `head=` or a `label_key=` to train one on the labelled cells.")
@@ -258,6 +287,11 @@ def classify(
         )
     elif fit_kwargs:
         raise TypeError(f"Training options {sorted(fit_kwargs)!r} only apply when no `head=` is given.")
+    else:
+        fit = "mmc.tl.fit_classifier(adata, model, label_key=...)"
+        check_trained(head, what="head", kind="ClassifierHead", fit=fit)
+    if model is not None:
+        check_model(model)
     spec = head.features
     if (spec.get("source") == "joint") != (model is not None):
         raise ValueError(
@@ -312,6 +346,7 @@ def classify(
             "key_added": key_added,
         },
         key=key_added,
+        outputs=("classify", written),
     )
     log_added(*written)
     return adata if copy else None

@@ -15,7 +15,15 @@ from .._compat import is_read_only_backed
 from .._logging import log_added, logger
 from .._provenance import find_record, record, text_fingerprint
 from .._settings import settings
-from .._validation import check_adata, check_key_added, check_model, check_writable, get_layer, get_obsm
+from .._validation import (
+    check_adata,
+    check_key_added,
+    check_model,
+    check_outputs,
+    check_writable,
+    get_layer,
+    get_obsm,
+)
 from ..pp._prepare import init_key
 from ..pp._reference import log_missing, match_genes, project_chunks, reference_layer, space_from_model
 
@@ -223,6 +231,7 @@ def embed(
     out: str | os.PathLike | None = None,
     key_added: str = _keys.X_MMC,
     batch_size: int | None = None,
+    overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
     """Embed cells into the joint cell-text space, from an initial embedding or streamed from expression.
@@ -265,6 +274,9 @@ def embed(
         ``obsm`` key to write (without ``out``).
     batch_size
         Cells per forward pass (default :attr:`mmcontext.settings.batch_size`).
+    overwrite
+        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
+        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
     copy
         Return a copy instead of writing into ``adata`` (not for backed AnnData).
 
@@ -315,6 +327,8 @@ def embed(
         )
     else:
         check_writable(adata, copy=copy)
+    if out is None:
+        check_outputs(adata, "embed", [(key_added, "obsm")], overwrite=overwrite)
     chunks, params = _plan(adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size)
     n_obs, dim = adata.n_obs, model.omics_encoder.output_dim
     chunks = _progress(chunks, n_obs, params)
@@ -328,7 +342,13 @@ def embed(
     emb = _collect(chunks, n_obs, dim)
     adata = adata.copy() if copy else adata
     adata.obsm[key_added] = emb
-    record(adata, "embed", {**model_provenance(model), **params, "key_added": key_added}, key=key_added)
+    record(
+        adata,
+        "embed",
+        {**model_provenance(model), **params, "key_added": key_added},
+        key=key_added,
+        outputs=("embed", [(key_added, "obsm")]),
+    )
     if from_x:
         log_missing(params["n_missing_genes"], params["n_genes"])
     log_added((key_added, "obsm"))
@@ -340,5 +360,5 @@ def joint_embedding(adata: AnnData, model: MMContextEncoder, use_rep: str | None
     prov = find_record(adata, "embed")
     key = prov.get("key_added", _keys.X_MMC)
     if use_rep is None and key in adata.obsm and prov.get("model_fingerprint") == model_fingerprint(model):
-        return np.asarray(adata.obsm[key], dtype=np.float32)
+        return get_obsm(adata, key, hint=f" Recompute it: `mmc.tl.embed(adata, model, key_added={key!r})`.")
     return cell_embeddings(adata, model, use_rep, None)

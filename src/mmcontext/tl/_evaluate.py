@@ -11,7 +11,7 @@ import pandas as pd
 from .. import _keys
 from .._keys import TASKS
 from .._provenance import find_record
-from .._validation import MMContextKeyError, check_adata, get_obs_column, get_obsm
+from .._validation import MMContextKeyError, check_adata, check_model, check_query_labels, get_obs_column, get_obsm
 from ._targets import cell_mask, targets
 
 if TYPE_CHECKING:
@@ -190,6 +190,9 @@ def evaluate(
     from sklearn.metrics import roc_auc_score
 
     check_adata(adata)
+    queries = check_query_labels(queries)
+    if model is not None:
+        check_model(model)
     col = get_obs_column(adata, label_key)
     known = col.notna().to_numpy()
     if not known.any():
@@ -204,7 +207,7 @@ def evaluate(
         sub = adata[known]
         rows += _label_scores(sub, truth_all[known], scores_key)
     aucs = []
-    for text, positives in (queries or {}).items():
+    for text, positives in queries.items():
         key = _keys.query_key(text)
         if key not in adata.obs:
             raise MMContextKeyError(

@@ -12,8 +12,8 @@ import numpy as np
 
 from .. import _keys
 from .._logging import log_added
-from .._provenance import find_record, record
-from .._validation import check_adata, check_model, check_texts, check_writable
+from .._provenance import find_record, mark_outputs, record
+from .._validation import check_adata, check_model, check_number, check_outputs, check_texts, check_writable
 from ._calibration import softmax_rows
 from ._embed import joint_embedding, model_provenance
 from ._texts import label_texts, query_texts, resolve_labels, text_embeddings
@@ -35,6 +35,7 @@ def query(
     contrast: float = 0.0,
     rerank: CellTextReranker | None = None,
     top_k: int = 100,
+    overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
     """Score every cell against free-text queries.
@@ -75,6 +76,9 @@ def query(
         cells of each query are reordered by this cross-encoder; they keep the same set of scores.
     top_k
         Cells per query that ``rerank`` rescores.
+    overwrite
+        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
+        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
     copy
         Return a copy instead of writing into ``adata``.
 
@@ -100,8 +104,10 @@ def query(
     check_model(model)
     queries = check_texts(queries, what="queries")
     keys = query_keys(queries, key_added)
-    if not 0.0 <= float(contrast) <= 1.0:
-        raise ValueError(f"contrast must be in [0, 1], got {contrast!r}.")
+    outputs = [(k, "obs") for k in keys] + ([(f"{k}_rerank", "obs") for k in keys] if rerank is not None else [])
+    check_outputs(adata, "query", outputs, overwrite=overwrite)
+    contrast = check_number(contrast, what="contrast", low=0.0, high=1.0)
+    top_k = check_number(top_k, what="top_k", integer=True, low=1)
     known = list(model.calibration.get("prior", {})) if contrast else []
     if contrast and not known:
         raise ValueError(
@@ -131,6 +137,7 @@ def query(
     if probs is not None:
         for j, key in enumerate(keys):
             adata.obs[f"{key}_rerank"] = probs[:, j].astype(np.float32)
+        mark_outputs(adata, "query", [(f"{k}_rerank", "obs") for k in keys])
         log_added(*[(f"{k}_rerank", "obs") for k in keys])
     return adata if copy else None
 
@@ -165,7 +172,12 @@ def write_query_scores(
     previous = find_record(adata, "query")
     known = dict(zip(list(previous.get("keys", [])), list(previous.get("queries", [])), strict=False))
     known.update(zip(keys, queries, strict=True))
-    record(adata, "query", {**model_provenance(model), "keys": list(known), "queries": list(known.values()), **params})
+    record(
+        adata,
+        "query",
+        {**model_provenance(model), "keys": list(known), "queries": list(known.values()), **params},
+        outputs=("query", [(k, "obs") for k in keys]),
+    )
     log_added(*[(k, "obs") for k in keys])
 
 
@@ -181,6 +193,7 @@ def label_query(
     expand: Literal["ontology"] | None = "ontology",
     use_rep: str | None = None,
     key_added: str | Sequence[str] | None = None,
+    overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
     """Score cells against free-text queries through a vocabulary of cell type labels.
@@ -214,6 +227,9 @@ def label_query(
     key_added
         ``obs`` column per query; default the names :func:`mmcontext.tl.query` uses (``"mmc_"`` + slug), so
         :func:`mmcontext.pl.query` and :func:`mmcontext.tl.evaluate` read them.
+    overwrite
+        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
+        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
     copy
         Return a copy instead of writing into ``adata``.
 
@@ -234,10 +250,11 @@ def label_query(
     """
     check_adata(adata)
     check_writable(adata, copy=copy)
+    check_model(model)
     queries = check_texts(queries, what="queries")
     keys = query_keys(queries, key_added)
-    if not float(temperature) > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}.")
+    check_outputs(adata, "query", [(k, "obs") for k in keys], overwrite=overwrite)
+    temperature = check_number(temperature, what="temperature", low=0.0, low_open=True)
     labels, _ = resolve_labels(adata, labels)
     texts = label_texts(labels, templates=templates, ontology=ontology)
     label_emb = text_embeddings(model, texts)

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._logging import logger
 from .._provenance import record
-from .._validation import check_adata, get_obsm
+from .._validation import check_adata, check_number, check_trained, get_obsm
 from ..pp._prepare import init_key
 
 if TYPE_CHECKING:
@@ -76,6 +76,11 @@ def train_reranker(
     from ._train import _captions
 
     check_adata(adata, min_obs=2)
+    for name, value in (("epochs", epochs), ("n_negatives", n_negatives), ("batch_size", batch_size)):
+        check_number(value, what=name, integer=True, low=1)
+    check_number(hard_negatives, what="hard_negatives", low=0.0, high=1.0)
+    check_number(learning_rate, what="learning_rate", low=0.0, low_open=True)
+    check_number(max_seconds, what="max_seconds", low=0.0, low_open=True, none=True)
     key = init_key(adata, use_rep)
     X = get_obsm(adata, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
     caption_key, ok = _captions(adata, caption_key)
@@ -132,14 +137,8 @@ def rerank_scores(
     Reads the cells' initial embedding (``use_rep``, else the key the reranker was trained on, else the one
     :func:`~mmcontext.pp.prepare` recorded) and returns :meth:`CellTextReranker.rerank`'s ``(scores, probs)``.
     """
-    from ..models import CellTextReranker
-
-    if not isinstance(reranker, CellTextReranker):
-        raise TypeError(
-            f"rerank= must be a CellTextReranker (from `mmc.tl.train_reranker`), got {type(reranker).__name__}."
-        )
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
+    check_trained(reranker, what="rerank=", kind="CellTextReranker", fit="mmc.tl.train_reranker(adata)")
+    top_k = check_number(top_k, what="top_k", integer=True, low=1)
     trained_on = reranker.input_space.get("obsm_key")
     key = use_rep or (trained_on if trained_on in adata.obsm else init_key(adata, None))
     X = get_obsm(adata, key, hint=" Pass the initial embedding the reranker was trained on as `use_rep=`.")

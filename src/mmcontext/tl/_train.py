@@ -14,7 +14,7 @@ from .. import _model_attrs
 from .._logging import logger
 from .._provenance import find_record, record
 from .._settings import settings
-from .._validation import check_adata, check_writable, get_obsm
+from .._validation import check_adata, check_model, check_number, check_writable, get_obsm
 from ..pp._captions import caption_column
 from ..pp._prepare import init_key
 from ..training._checkpoints import checkpoint_dir, last_checkpoint, work_dir
@@ -169,6 +169,8 @@ def train(
     >>> model = mmc.tl.train(adata, text_trainable=2, text_pairs="ontology")  # doctest: +SKIP
 
     """
+    if model is not None:
+        check_model(model)
     ds_in = None
     if dataset is not None:  # a DatasetDict from mmc.pp.build_dataset: cells by reference into its stores
         from ..training._inputs import training_inputs
@@ -186,13 +188,15 @@ def train(
             raise ValueError(
                 f"adata.obsm[{key!r}] has {X.shape[1]} features but the model's omics tower expects {model.input_dim}."
             )
+    validation_split = check_number(validation_split, what="validation_split", low=0.0)
     if not 0 <= validation_split < 1:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}.")
     from ..models._losses import check_loss
 
     check_loss(loss, matryoshka_dims)
-    if epochs < 1 or batch_size < 2:
-        raise ValueError(f"epochs must be >= 1 and batch_size >= 2, got {epochs} and {batch_size}.")
+    epochs = check_number(epochs, what="epochs", integer=True, low=1)
+    batch_size = check_number(batch_size, what="batch_size", integer=True, low=2)
+    check_number(learning_rate, what="learning_rate", low=0.0, low_open=True, none=True)
     if (save_steps is not None or resume) and output_dir is None:
         raise ValueError(
             "save_steps= and resume=True need output_dir=: checkpoints are kept in '<output_dir>.checkpoints'."
