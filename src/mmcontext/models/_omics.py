@@ -137,12 +137,26 @@ class OmicsEncoder(InputModule):
     def modalities(self) -> list[str]:
         return ["omics"]
 
-    def fit_scaler(self, X: np.ndarray) -> None:
-        """Set the input standardisation from the training matrix ``X`` (cells x ``input_dim``)."""
-        X = np.asarray(X, dtype=np.float64)
-        scale = X.std(axis=0)
+    def fit_scaler(self, X: np.ndarray, rows: np.ndarray | None = None, *, chunk_size: int = 65_536) -> None:
+        """Set the input standardisation from the training matrix ``X`` (cells x ``input_dim``).
+
+        ``rows``: only these rows of ``X`` (default all). Read in chunks of ``chunk_size`` rows (two passes in
+        float64), so no copy of the whole matrix is made.
+        """
+        rows = np.arange(len(X)) if rows is None else np.asarray(rows)
+        if not len(rows):
+            raise ValueError("fit_scaler needs at least one cell.")
+        chunks = [rows[i : i + chunk_size] for i in range(0, len(rows), chunk_size)]
+        total = np.zeros(X.shape[1], dtype=np.float64)
+        for idx in chunks:
+            total += np.asarray(X[idx], dtype=np.float64).sum(axis=0)
+        mean = total / len(rows)
+        sq = np.zeros(X.shape[1], dtype=np.float64)
+        for idx in chunks:
+            sq += np.square(np.asarray(X[idx], dtype=np.float64) - mean).sum(axis=0)
+        scale = np.sqrt(sq / len(rows))
         scale[scale < 1e-8] = 1.0
-        self.input_mean.copy_(torch.as_tensor(X.mean(axis=0), dtype=self.input_mean.dtype))
+        self.input_mean.copy_(torch.as_tensor(mean, dtype=self.input_mean.dtype))
         self.input_scale.copy_(torch.as_tensor(scale, dtype=self.input_scale.dtype))
 
     def preprocess(self, inputs: Sequence[Any], prompt: str | None = None, **kwargs) -> dict[str, torch.Tensor]:

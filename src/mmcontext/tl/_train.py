@@ -18,6 +18,7 @@ from .._validation import check_adata, check_writable, get_obsm
 from ..pp._captions import caption_column
 from ..pp._prepare import init_key
 from ..training._checkpoints import checkpoint_dir, last_checkpoint, work_dir
+from ..training._device import PRECISIONS, loss_defaults, precision_args
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -67,6 +68,7 @@ def train(
     keep_best: bool = False,
     seed: int = 0,
     device: str | None = None,
+    precision: str = "auto",
     **training_args: Any,
 ) -> MMContextEncoder:
     """Align cells and their captions by contrastive training.
@@ -147,7 +149,12 @@ def train(
     seed
         Seed for the split, the initial weights, shuffling and dropout.
     device
-        Torch device; default from :attr:`mmcontext.settings.device`.
+        Torch device of a new model; default from :attr:`mmcontext.settings.device` (``"auto"``: CUDA, then MPS,
+        then CPU).
+    precision
+        ``"auto"`` (default): bf16 autocast on a CUDA device that supports it, fp16 autocast on other CUDA
+        devices, full precision elsewhere; or ``"fp32"``, ``"bf16"``, ``"fp16"`` (the last two need CUDA).
+        The weights stay float32 and the saved model is the same either way.
     **training_args
         Passed to ``SentenceTransformerTrainingArguments`` (e.g. ``warmup_ratio``, ``weight_decay``).
         Launched with ``torchrun`` / ``accelerate launch``, training is data-parallel across the processes
@@ -187,6 +194,8 @@ def train(
             raise ValueError(
                 f"adata.obsm[{key!r}] has {X.shape[1]} features but the model's omics tower expects {model.input_dim}."
             )
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {list(PRECISIONS)!r}.")
     if not 0 <= validation_split < 1:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}.")
     from ..models._losses import check_loss
@@ -253,7 +262,7 @@ def train(
             device=device,
             seed=seed,
         )
-        model.omics_encoder.fit_scaler(X[train_cells])
+        model.omics_encoder.fit_scaler(X, train_cells)
         from ..pp._reference import space_from_adata
 
         if ds_in is None and (gene_space := space_from_adata(adata, key)) is not None:
@@ -296,7 +305,8 @@ def train(
     if collator is not None:
         collator.router_mapping = router_mapping
     evaluator = _evaluator(eval_cols)
-    loss_fn = make_loss(loss, model, matryoshka_dims=matryoshka_dims, **(loss_kwargs or {}))
+    loss_opts = {**loss_defaults(loss, str(model.device)), **(loss_kwargs or {})}
+    loss_fn = make_loss(loss, model, matryoshka_dims=matryoshka_dims, **loss_opts)
     if pairs_ds is not None:  # a second dataset and loss: text pairs train the text tower in batches of their own
         from ._text_pairs import with_text_pairs
 
@@ -332,7 +342,7 @@ def train(
             report_to="none",
             disable_tqdm=not settings.progress,
             use_cpu=str(model.device) == "cpu",
-            **training_args,
+            **{**precision_args(str(model.device), precision), **training_args},
         )
         keeper = KeepBestCallback(model, f"eval_{evaluator.primary_metric}") if keep_best and evaluator else None
         if keep_best and keeper is None:

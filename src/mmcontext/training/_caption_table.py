@@ -37,8 +37,13 @@ class CaptionTable(FrozenTextPrefix):
     """
 
     def __init__(self, modules: list[torch.nn.Module], table: torch.Tensor) -> None:
-        super().__init__(modules)
-        self.table = table  # a plain attribute, not a buffer: never saved
+        torch.nn.Module.__init__(self)
+        # Plain attributes, not submodules: the frozen modules (in eval mode) are left out of the per-step
+        # model.train() walk, of the parameters an optimizer or DDP sees, and of any state dict.
+        self.inner = list(modules)
+        self.table = table
+        for module in self.inner:
+            module.eval()
 
     def forward(self, features: dict, **kwargs) -> dict:
         rows = features.get(ROWS)
