@@ -45,8 +45,8 @@ import mmcontext as mmc
 N_TYPES, DIM, HIDDEN, SCALE = 40, 50, 512, 20.0
 
 
-def make_adata(n: int, seed: int = 0) -> ad.AnnData:
-    """``n`` cells of 40 types with a 50-d ``obsm['X_pca']`` and captions, prepared for training."""
+def make_adata(n: int, seed: int = 0, *, prepare: bool = True) -> ad.AnnData:
+    """``n`` cells of 40 types with a 50-d ``obsm['X_pca']`` and (``prepare``) captions, prepared for training."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, N_TYPES, n)
     centres = rng.standard_normal((N_TYPES, DIM)).astype(np.float32) * 2
@@ -57,7 +57,8 @@ def make_adata(n: int, seed: int = 0) -> ad.AnnData:
     )
     adata = ad.AnnData(obs=obs)
     adata.obsm["X_pca"] = X
-    mmc.pp.prepare(adata, use_rep="X_pca", caption_keys="cell_type", ontology=False)
+    if prepare:
+        mmc.pp.prepare(adata, use_rep="X_pca", caption_keys="cell_type", ontology=False)
     return adata
 
 
