@@ -294,7 +294,9 @@ def train(
         codes = dict(zip(distinct.tolist(), codes.tolist(), strict=True))
         train_ds = Dataset.from_dict(index_columns(columns(train_cells, train_cells.tolist()), codes))
         eval_ds = Dataset.from_dict(index_columns(columns(val_cells, val_cells.tolist()), codes)) if n_val else None
-        eval_cols = columns(val_cells, [model.processor.ref(TRAIN_STORE, n) for n in names[val_cells]])
+        eval_cols = (
+            columns(val_cells, [model.processor.ref(TRAIN_STORE, n) for n in names[val_cells]]) if n_val else None
+        )
         collator = IndexCollator(preprocess_fn=model.preprocess, X=model.processor.stores[TRAIN_STORE].X)
     else:
         train_ds = dataset(train_cells) if ds_in is None else ds_in["train"]
