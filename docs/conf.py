@@ -29,7 +29,7 @@ import mmcontext  # noqa: E402
 
 project = "mmcontext"
 author = "mmcontext developers"
-copyright = "mmcontext developers"  # noqa: A001
+copyright = "mmcontext developers"
 release = version = mmcontext.__version__
 extensions = [
     "myst_nb",

@@ -13,8 +13,24 @@ from pathlib import Path
 # (x, y, w, h, title, body, colour): the boxes, in axes units of a 16 x 8.2 canvas
 _DATA, _TEXT, _CELL, _JOINT, _OUT = "#e8eef7", "#fdf0e0", "#e6f4ea", "#efe6f7", "#f4f4f4"
 BOXES = {
-    "init": (0.2, 5.6, 3.4, 1.9, "initial embedding", 'adata.obsm: gene panel,\nPCA, X_scvi, ...\nmmc.pp.prepare', _DATA),
-    "obs": (0.2, 2.6, 3.4, 1.9, "obs metadata", "cell type, tissue, disease\n(+ Cell Ontology)\nmmc.pp.captions", _DATA),
+    "init": (
+        0.2,
+        5.6,
+        3.4,
+        1.9,
+        "initial embedding",
+        "adata.obsm: gene panel,\nPCA, X_scvi, ...\nmmc.pp.prepare",
+        _DATA,
+    ),
+    "obs": (
+        0.2,
+        2.6,
+        3.4,
+        1.9,
+        "obs metadata",
+        "cell type, tissue, disease\n(+ Cell Ontology)\nmmc.pp.captions",
+        _DATA,
+    ),
     "data": (
         4.4,
         3.9,
@@ -42,9 +58,25 @@ BOXES = {
         "MiniLM Transformer + Pooling\nfrozen (default) or top\nlayers trainable",
         _TEXT,
     ),
-    "joint": (12.4, 3.9, 3.4, 2.4, "joint space", "Normalize: unit vectors\ncells and texts compared\nby cosine", _JOINT),
+    "joint": (
+        12.4,
+        3.9,
+        3.4,
+        2.4,
+        "joint space",
+        "Normalize: unit vectors\ncells and texts compared\nby cosine",
+        _JOINT,
+    ),
     "embed": (12.4, 7.0, 3.4, 1.0, "tl.embed", "obsm['X_mmc']", _OUT),
-    "query": (12.4, 1.9, 3.4, 1.3, "tl.query / tl.annotate", "obs['mmc_<query>'],\nobs['mmc_label'] + probability", _OUT),
+    "query": (
+        12.4,
+        1.9,
+        3.4,
+        1.3,
+        "tl.query / tl.annotate",
+        "obs['mmc_<query>'],\nobs['mmc_label'] + probability",
+        _OUT,
+    ),
     "search": (12.4, 0.2, 3.4, 1.2, "tl.search", "top-k cells for a text or a cell", _OUT),
 }
 ARROWS = [
@@ -85,9 +117,7 @@ def draw(path: str | Path) -> Path:
     ax.axis("off")
     for x, y, w, h, title, body, colour in BOXES.values():
         ax.add_patch(
-            FancyBboxPatch(
-                (x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.15", fc=colour, ec="#555555", lw=1.2
-            )
+            FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.15", fc=colour, ec="#555555", lw=1.2)
         )
         ax.text(x + w / 2, y + h - 0.3, title, ha="center", va="top", fontsize=13, weight="bold")
         ax.text(x + w / 2, y + h - 0.75, body, ha="center", va="top", fontsize=10.5, linespacing=1.35)
@@ -97,10 +127,24 @@ def draw(path: str | Path) -> Path:
             (8.3, 2.5), 3.6, 5.0, boxstyle="round,pad=0.02,rounding_size=0.2", fc="none", ec="#888888", ls="--"
         )
     )
-    ax.text(10.1, 7.75, "MMContextEncoder (a SentenceTransformer)\nRouter: omics route | text route", ha="center",
-            va="center", fontsize=10.5, style="italic")
-    ax.text(10.1, 1.9, "mmc.tl.train: contrastive loss pulls\neach cell to its caption", ha="center", va="center",
-            fontsize=10.5, color="#444444")
+    ax.text(
+        10.1,
+        7.75,
+        "MMContextEncoder (a SentenceTransformer)\nRouter: omics route | text route",
+        ha="center",
+        va="center",
+        fontsize=10.5,
+        style="italic",
+    )
+    ax.text(
+        10.1,
+        1.9,
+        "mmc.tl.train: contrastive loss pulls\neach cell to its caption",
+        ha="center",
+        va="center",
+        fontsize=10.5,
+        color="#444444",
+    )
     for a, b, label in ARROWS:
         if label.startswith("bar"):  # leave and enter through the right sides
             (xa, ya, wa, ha), (xb, yb, wb, hb) = BOXES[a][:4], BOXES[b][:4]
@@ -113,8 +157,14 @@ def draw(path: str | Path) -> Path:
         )
         ax.add_patch(arrow)
         if label:
-            ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.15, label, ha="center", fontsize=9.5,
-                    color="#333333")
+            ax.text(
+                (start[0] + end[0]) / 2,
+                (start[1] + end[1]) / 2 + 0.15,
+                label,
+                ha="center",
+                fontsize=9.5,
+                color="#333333",
+            )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight")
