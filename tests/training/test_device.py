@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import torch
 
-from mmcontext.models import OmicsEncoder
 from mmcontext.training._device import loss_defaults, precision_args
 
 
@@ -48,17 +45,3 @@ def test_negatives_are_gathered_only_data_parallel_on_cuda():
     assert loss_defaults("mnrl", "cuda", world_size=1) == {}
     assert loss_defaults("mnrl", "cpu", world_size=2) == {}
     assert loss_defaults("triplet", "cuda", world_size=2) == {}
-
-
-def test_chunked_scaler_matches_numpy_on_a_row_subset():
-    rng = np.random.default_rng(0)
-    X = rng.normal(3.0, 2.0, size=(1000, 6)).astype(np.float32)
-    X[:, 5] = 1.0  # constant feature: scale 1
-    rows = rng.permutation(1000)[:700]
-    enc = OmicsEncoder(6, 4)
-    enc.fit_scaler(X, rows, chunk_size=64)
-    ref = X[rows].astype(np.float64)
-    scale = ref.std(axis=0)
-    scale[5] = 1.0
-    assert torch.allclose(enc.input_mean, torch.as_tensor(ref.mean(axis=0), dtype=torch.float32), atol=1e-6)
-    assert torch.allclose(enc.input_scale, torch.as_tensor(scale, dtype=torch.float32), atol=1e-6)

@@ -241,6 +241,7 @@ def annotate(
             "rerank_top_k": top_k if rerank is not None else None,
             "calibration": ({k: calibration[k] for k in ("scale", "weight")} if prob is not None else None),
         },
+        key=key_added,
     )
     log_added(
         (key_added, "obs"),
