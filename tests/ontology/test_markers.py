@@ -7,8 +7,7 @@ from importlib import resources
 
 import pytest
 
-from mmcontext._ontology import CellOntology
-from mmcontext.ontology import MarkerTable, cd_genes, name_marker_genes
+from mmcontext.ontology import CellOntology, MarkerTable, cd_genes, name_marker_genes
 
 
 @pytest.fixture(scope="module")

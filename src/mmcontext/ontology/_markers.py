@@ -159,7 +159,7 @@ class MarkerTable:
     free_text
         ``{lower-cased name: genes}`` for user entries that match no CL term.
     ontology
-        The :class:`~mmcontext._ontology.CellOntology` used for ids, ancestors and name matching.
+        The :class:`~mmcontext.ontology.CellOntology` used for ids, ancestors and name matching.
 
     Examples
     --------
@@ -200,7 +200,7 @@ class MarkerTable:
         A :class:`MarkerTable`.
 
         """
-        from .._ontology import CellOntology
+        from ._graph import CellOntology
 
         onto = CellOntology.load()
         curated = dict(_builtin())

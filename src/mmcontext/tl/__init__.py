@@ -1,15 +1,14 @@
 """Tools: train, embed, query, annotate and evaluate."""
 
-from ._annotate import annotate, label_query
-from ._classify import classify, classify_evaluate, fit_classifier, train_reranker
+from ._annotate import annotate
+from ._classify import classify, classify_evaluate, fit_classifier
 from ._embed import embed
 from ._evaluate import evaluate
-from ._grounding import MARKER_WEIGHT
-from ._query import query
+from ._query import label_query, query
+from ._rerank import train_reranker
 from ._train import train
 
 __all__ = [
-    "MARKER_WEIGHT",
     "annotate",
     "classify",
     "classify_evaluate",
