@@ -2,13 +2,30 @@
 
 Each helper here wraps one private attribute or method of sentence-transformers (or another library) and is
 covered by a test in ``tests/test_compat.py`` that fails loudly when the other library changes it, instead of
-silently changing what mmcontext does.
+silently changing what mmcontext does. Private methods that mmcontext's subclasses override (they cannot be moved
+here) are listed in :data:`PRIVATE_OVERRIDES` and checked by the same test.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+#: ``(module, class, method)`` of other libraries' private methods that mmcontext's subclasses override.
+PRIVATE_OVERRIDES = (
+    # models/_encoder.MMContextEncoder: add the mmcontext section to the stock README.md
+    ("sentence_transformers", "SentenceTransformer", "_create_model_card"),
+    # training/_trainer.MMContextTrainer: save and resume through the plain text route
+    ("sentence_transformers", "SentenceTransformerTrainer", "_save"),
+    ("sentence_transformers", "SentenceTransformerTrainer", "_load_from_checkpoint"),
+)
+
+
+def embed_columns(model: Any, sentence_features: Any) -> Any:
+    """Embed each input column of a loss batch through ``model`` (sentence-transformers' merged forward)."""
+    from sentence_transformers.base.losses.merged_forward import embed_columns as _embed_columns
+
+    return _embed_columns(model, sentence_features)
 
 
 def resolve_module_classes(model: Any, classes: Mapping[str, type]) -> None:
@@ -26,3 +43,8 @@ def resolve_module_classes(model: Any, classes: Mapping[str, type]) -> None:
             "mmcontext cannot load its models without trusting remote code. Install sentence-transformers>=6.2,<7."
         )
     model._module_classes = dict(classes)
+
+
+def is_read_only_backed(adata: Any) -> bool:
+    """Whether ``adata`` is backed by a file opened read-only (anndata keeps the mode in ``adata.file._filemode``)."""
+    return bool(adata.isbacked) and getattr(adata.file, "_filemode", "r") == "r"

@@ -7,6 +7,9 @@ import re
 #: ``uns`` entry holding provenance and parameters of every mmcontext result.
 UNS = "mmcontext"
 
+#: Entry of ``uns['mmcontext']`` holding each result's record by its ``key_added`` (see ``_provenance.record``).
+RECORDS = "by_key"
+
 #: ``obsm`` key of the initial embedding written by :func:`mmcontext.pp.prepare`.
 X_INIT = "X_mmc_init"
 #: ``obsm`` key of the joint cell embedding written by :func:`mmcontext.tl.embed`.
@@ -28,6 +31,13 @@ CLASSIFY = "mmc_classify"
 PCA_LOADINGS = "mmc_pca_loadings"
 #: Key of mmcontext's metadata in a training dataset's ``info.description`` JSON (:func:`mmcontext.pp.build_dataset`).
 DATASET_META = "mmcontext"
+
+#: Losses ``mmc.tl.train(loss=...)`` accepts.
+LOSSES = ("mnrl", "cached_mnrl", "contrastive", "triplet", "clip")
+#: Losses that read ``(cell, caption, label)`` pairs; the others read ``(cell, caption[, negatives])``.
+PAIR_LOSSES = ("contrastive",)
+#: Kinds of supervised head (:func:`mmcontext.tl.fit_classifier`).
+TASKS = ("classification", "multilabel", "regression")
 
 #: ``obs`` columns tried, in order, as the cell type when captions are built automatically.
 CELL_TYPE_CANDIDATES = (

@@ -45,12 +45,37 @@ def h5ad_safe(value: Any) -> Any:
     return str(value)
 
 
-def record(adata: AnnData, step: str, params: dict[str, Any]) -> None:
-    """Store ``params`` under ``adata.uns['mmcontext'][step]`` with package versions and a timestamp."""
+def record(adata: AnnData, step: str, params: dict[str, Any], *, key: str | None = None) -> None:
+    """Store ``params`` under ``adata.uns['mmcontext'][step]`` with package versions and a timestamp.
+
+    ``uns['mmcontext'][step]`` holds the latest call of ``step``. With ``key`` (the result's ``key_added``) the
+    record is also kept under ``uns['mmcontext']['by_key'][key]``, so a second call under another ``key_added``
+    does not erase the first one's record; :func:`find_record` reads either.
+    """
     entry = dict(params)
     entry["versions"] = versions()
     entry["time"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    adata.uns.setdefault(_keys.UNS, {})[step] = h5ad_safe(entry)
+    entry = h5ad_safe(entry)
+    uns = adata.uns.setdefault(_keys.UNS, {})
+    uns[step] = entry
+    if key is not None:
+        uns.setdefault(_keys.RECORDS, {})[str(key)] = {**entry, "step": step}
+
+
+def find_record(adata: AnnData, step: str, key: str | None = None) -> dict[str, Any]:
+    """The record of ``step`` (its latest call), or with ``key`` the record of the call that wrote ``key``.
+
+    Returns ``{}`` when there is none (also for AnnData written before records were kept per key, unless the
+    latest call of ``step`` wrote ``key``).
+    """
+    uns = adata.uns.get(_keys.UNS, {})
+    latest = uns.get(step, {})
+    if key is None:
+        return latest
+    by_key = uns.get(_keys.RECORDS, {}).get(str(key))
+    if by_key is not None and by_key.get("step") == step:
+        return by_key
+    return latest if latest.get("key_added") == key else {}
 
 
 def text_fingerprint(model: Any) -> str:

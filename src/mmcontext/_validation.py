@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ._compat import is_read_only_backed
 from ._errors import MMContextKeyError  # also importable from here, where the docs name it
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def check_writable(adata: AnnData, *, copy: bool, offer_copy: bool = True) -> No
             "The AnnData is a view (e.g. `adata[mask]`); results cannot be written into it. "
             f"Pass `adata[mask].copy()`{alt}."
         )
-    if adata.isbacked and getattr(adata.file, "_filemode", "r") == "r":
+    if is_read_only_backed(adata):
         raise ValueError(f"The AnnData is backed read-only; open it with `backed='r+'`{alt}.")
 
 

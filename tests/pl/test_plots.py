@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 import mmcontext as mmc
+from mmcontext._validation import MMContextKeyError
 
 
 @pytest.fixture
@@ -29,10 +30,15 @@ def test_pl_query_one_and_many(queried):
 
 
 def test_pl_query_errors_name_the_missing_thing(queried):
-    with pytest.raises(KeyError, match="mmc_t_cells"):
+    # the documented error for a missing key: a KeyError and a ValueError at once
+    with pytest.raises(MMContextKeyError, match="mmc_t_cells"):
         mmc.pl.query(queried, "T cells", show=False)
     with pytest.raises(KeyError, match="tsne"):
         mmc.pl.query(queried, "monocytes", basis="tsne", show=False)
+    with pytest.raises(ValueError, match="mmc_label"):
+        mmc.pl.annotate(queried, show=False)
+    with pytest.raises(MMContextKeyError, match="mmc_label_scores"):
+        mmc.pl.similarity(queried, "bulk_labels", show=False)
 
 
 def test_pl_embedding_computes_joint_umap_once(queried):

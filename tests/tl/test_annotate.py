@@ -218,3 +218,19 @@ def test_label_query_scores_through_labels(test_cells, trained_model, tmp_path):
         mmc.tl.label_query(test_cells, trained_model, "monocytes", labels=labels, temperature=0)
     with pytest.raises(ValueError, match="duplicate"):
         mmc.tl.label_query(test_cells, trained_model, ["B cells", "b cells"], labels=labels)
+
+
+def test_second_annotate_under_another_key_keeps_the_first_record(test_cells, trained_model):
+    labels = list(test_cells.obs[PBMC_LABEL_KEY].cat.categories)
+    mmc.tl.annotate(test_cells, trained_model, PBMC_LABEL_KEY)
+    mmc.tl.annotate(test_cells, trained_model, labels[:3], key_added="coarse")
+    by_key = test_cells.uns["mmcontext"]["by_key"]
+    assert list(by_key["mmc_label"]["labels"]) == labels and list(by_key["coarse"]["labels"]) == labels[:3]
+    assert by_key["mmc_label"]["step"] == by_key["coarse"]["step"] == "annotate"
+    assert test_cells.uns["mmcontext"]["annotate"]["key_added"] == "coarse"  # the latest call, as before
+    from mmcontext._provenance import find_record
+
+    assert list(find_record(test_cells, "annotate", "mmc_label")["labels"]) == labels
+    assert find_record(test_cells, "annotate", "not_written") == {}
+    res = mmc.tl.evaluate(test_cells, label_key=PBMC_LABEL_KEY)  # reads the default key's results
+    assert res.query("metric == 'accuracy'")["value"].iloc[0] >= 0.75

@@ -191,3 +191,24 @@ def test_errors_leave_adata_unchanged(pbmc_masked):
         mmc.tl.classify_evaluate(adata, label_key="bulk_labels", key_added="nope")
     adata.obs.drop(columns="one", inplace=True)
     assert (set(adata.obs.columns), set(adata.obsm.keys())) == before
+
+
+def test_records_are_kept_per_key_added(pbmc_masked, tmp_path):
+    # a second classify under another key_added keeps the first one's record, and evaluation finds each
+    adata = pbmc_masked
+    head = mmc.tl.fit_classifier(adata, None, use_rep="X_pca", label_key="bulk_labels", train_mask="is_train", epochs=5)
+    mmc.tl.classify(adata, None, head, key_added="first")
+    adata.obs["is_mono"] = (adata.obs.bulk_labels == "CD14+ Monocyte").astype(str)
+    mono = mmc.tl.fit_classifier(adata, None, use_rep="X_pca", label_key="is_mono", epochs=5)
+    mmc.tl.classify(adata, None, mono, key_added="second")
+    by_key = adata.uns["mmcontext"]["by_key"]
+    assert by_key["first"]["step"] == by_key["second"]["step"] == "classify"
+    assert len(by_key["first"]["classes"]) == 10 and sorted(by_key["second"]["classes"]) == ["False", "True"]
+    assert adata.uns["mmcontext"]["classify"]["key_added"] == "second"  # the latest call, as before
+    first = mmc.tl.classify_evaluate(adata, label_key="bulk_labels", key_added="first")
+    assert first.set_index("metric").loc["n", "value"] == adata.n_obs
+    with pytest.raises(ValueError, match="never_written"):
+        mmc.tl.classify_evaluate(adata, label_key="bulk_labels", key_added="never_written")
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+    assert list(back.uns["mmcontext"]["by_key"]["first"]["classes"]) == list(by_key["first"]["classes"])

@@ -12,9 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._keys import TASKS
+from ._layers import mlp, register_standardiser, standardise
+
 logger = logging.getLogger("mmcontext")
 
-TASKS = ("classification", "multilabel", "regression")
 CONFIG_NAME = "classifier_config.json"
 WEIGHTS_NAME = "classifier.safetensors"
 
@@ -73,17 +75,11 @@ class ClassifierHead(nn.Module):
         self.features = dict(features or {})
         self.history: list[dict[str, float]] = []
         n_out = 1 if task == "regression" else len(self.classes)
-        self.register_buffer("input_mean", torch.zeros(self.input_dim))
-        self.register_buffer("input_scale", torch.ones(self.input_dim))
+        register_standardiser(self, self.input_dim)
         self.register_buffer("target_mean", torch.zeros(1))
         self.register_buffer("target_scale", torch.ones(1))
         if self.hidden_dim > 0:
-            self.net = nn.Sequential(
-                nn.Linear(self.input_dim, self.hidden_dim),
-                nn.GELU(),
-                nn.Dropout(self.dropout),
-                nn.Linear(self.hidden_dim, n_out),
-            )
+            self.net = mlp([self.input_dim, self.hidden_dim, n_out], self.dropout)
         else:
             self.net = nn.Sequential(nn.Dropout(self.dropout), nn.Linear(self.input_dim, n_out))
 
@@ -101,7 +97,7 @@ class ClassifierHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw outputs (logits, or the standardised regression value) for features ``x``."""
-        return self.net((x - self.input_mean) / self.input_scale)
+        return self.net(standardise(self, x))
 
     # -- prediction ----------------------------------------------------------------------------
     @torch.inference_mode()

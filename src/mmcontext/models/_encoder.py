@@ -11,6 +11,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Router
 
+from .. import _model_attrs
 from ._omics import OmicsEncoder
 from ._processor import MMContextProcessor
 from ._text import DEFAULT_TEXT_MODEL, text_modules
@@ -263,7 +264,7 @@ class MMContextEncoder(SentenceTransformer):
         from ._card import HEADING, card_section
 
         super()._create_model_card(path, *args, **kwargs)
-        info = getattr(self, "mmc_card", None)
+        info = _model_attrs.card(self)
         readme = os.path.join(path, "README.md")
         if not info or not os.path.isfile(readme):
             return
@@ -384,5 +385,5 @@ def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContext
         raise ValueError(
             f"{name_or_path!r} is a sentence-transformers model without an omics route; not an mmcontext model."
         )
-    model.mmc_source = os.path.abspath(name_or_path) if os.path.isdir(name_or_path) else name_or_path
+    _model_attrs.set_source(model, os.path.abspath(name_or_path) if os.path.isdir(name_or_path) else name_or_path)
     return model

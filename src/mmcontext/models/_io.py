@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import _model_attrs
 from .._io import atomic_dir
 from .._settings import hf_progress
 
@@ -24,7 +25,7 @@ def save_model(model: MMContextEncoder, path: str | os.PathLike, **kwargs) -> Pa
     with atomic_dir(path) as tmp:
         with hf_progress():
             model.save_pretrained(str(tmp), **kwargs)
-        history = getattr(model, "mmc_history", None)
+        history = _model_attrs.history(model)
         if history is not None:
             (tmp / "training_history.json").write_text(json.dumps(history, indent=1))
     return Path(path).resolve()

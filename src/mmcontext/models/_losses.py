@@ -6,9 +6,11 @@ from collections.abc import Iterable
 
 import numpy as np
 import torch
-from sentence_transformers.base.losses.merged_forward import embed_columns
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 from torch import Tensor
+
+from .._compat import embed_columns
+from .._keys import LOSSES  # the loss names make_loss and mmc.tl.train(loss=...) accept
 
 
 def _row_keys(features: dict[str, Tensor]) -> Tensor | None:
@@ -177,9 +179,6 @@ class CLIPLoss(torch.nn.Module):
         return {"temperature": self.temperature, "max_scale": self.max_scale}
 
 
-#: Loss names accepted by :func:`make_loss` and ``mmc.tl.train(loss=...)``.
-LOSSES = ("mnrl", "cached_mnrl", "contrastive", "triplet", "clip")
-
 #: Dataset columns after the cell column each loss reads (besides ``label`` for contrastive).
 LOSS_COLUMNS = {
     "mnrl": ("caption",),
@@ -188,6 +187,11 @@ LOSS_COLUMNS = {
     "contrastive": ("caption", "label"),
     "triplet": ("caption", "negative"),
 }
+
+
+def matryoshka_list(matryoshka_dims, dim: int | None) -> list[int]:
+    """The dimensions a ``MatryoshkaLoss`` trains: the ones asked for and the full one, largest first."""
+    return sorted({*map(int, matryoshka_dims), *([dim] if dim else [])}, reverse=True)
 
 
 def check_loss(name: str, matryoshka_dims=None, embedding_dim: int | None = None) -> None:
@@ -255,8 +259,7 @@ def make_loss(
     else:
         loss = CLIPLoss(model, **kwargs)
     if matryoshka_dims is not None:
-        dims = sorted({*map(int, matryoshka_dims), *([dim] if dim else [])}, reverse=True)
-        loss = losses.MatryoshkaLoss(model, loss, dims)
+        loss = losses.MatryoshkaLoss(model, loss, matryoshka_list(matryoshka_dims, dim))
     return loss
 
 

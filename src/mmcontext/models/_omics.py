@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import typing
 from collections.abc import Sequence
 from typing import Any
@@ -10,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 from sentence_transformers.sentence_transformer.modules import InputModule
-from torch import nn
 
+from ._layers import fit_standardiser, mlp, register_standardiser, standardise
 from ._processor import MMContextProcessor
 
 #: File in the omics module folder holding the input space arrays (gene names, PCA loadings and mean).
@@ -85,15 +84,8 @@ class OmicsEncoder(InputModule):
         self.dropout = float(dropout)
         self.input_space = dict(input_space or {})
         self.calibration = dict(calibration or {})
-        self.register_buffer("input_mean", torch.zeros(self.input_dim))
-        self.register_buffer("input_scale", torch.ones(self.input_dim))
-        dims = [self.input_dim] + [self.hidden_dim] * (self.n_layers - 1) + [self.output_dim]
-        layers: list[nn.Module] = []
-        for i, (d_in, d_out) in enumerate(itertools.pairwise(dims)):
-            layers.append(nn.Linear(d_in, d_out))
-            if i < len(dims) - 2:
-                layers += [nn.GELU(), nn.Dropout(self.dropout)]
-        self.net = nn.Sequential(*layers)
+        register_standardiser(self, self.input_dim)
+        self.net = mlp([self.input_dim] + [self.hidden_dim] * (self.n_layers - 1) + [self.output_dim], self.dropout)
         self.processor = MMContextProcessor(sources=stores)
         #: Arrays that rebuild the initial embedding from expression by gene name (see :meth:`set_input_arrays`).
         self.input_arrays: dict[str, np.ndarray] = {}
@@ -139,11 +131,7 @@ class OmicsEncoder(InputModule):
 
     def fit_scaler(self, X: np.ndarray) -> None:
         """Set the input standardisation from the training matrix ``X`` (cells x ``input_dim``)."""
-        X = np.asarray(X, dtype=np.float64)
-        scale = X.std(axis=0)
-        scale[scale < 1e-8] = 1.0
-        self.input_mean.copy_(torch.as_tensor(X.mean(axis=0), dtype=self.input_mean.dtype))
-        self.input_scale.copy_(torch.as_tensor(scale, dtype=self.input_scale.dtype))
+        fit_standardiser(self, np.asarray(X, dtype=np.float64))
 
     def preprocess(self, inputs: Sequence[Any], prompt: str | None = None, **kwargs) -> dict[str, torch.Tensor]:
         """Resolve cell references or vectors to ``{"input_values": (n, input_dim) tensor}``."""
@@ -152,7 +140,7 @@ class OmicsEncoder(InputModule):
     def forward(self, features: dict[str, torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:
         """Write ``sentence_embedding`` from ``input_values``."""
         x = features["input_values"].to(device=self.input_mean.device, dtype=self.input_mean.dtype)
-        features["sentence_embedding"] = self.net((x - self.input_mean) / self.input_scale)
+        features["sentence_embedding"] = self.net(standardise(self, x))
         return features
 
     def get_embedding_dimension(self) -> int:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._layers import mlp, register_standardiser, standardise
 from ._threads import torch_threads
 
 logger = logging.getLogger("mmcontext")
@@ -88,14 +89,8 @@ class CellTextReranker(nn.Module):
         self.train_seconds = 0.0
         self.history: list[dict[str, float]] = []
         d = self.d_model
-        self.register_buffer("input_mean", torch.zeros(self.input_dim))
-        self.register_buffer("input_scale", torch.ones(self.input_dim))
-        self.cell_net = nn.Sequential(
-            nn.Linear(self.input_dim, 2 * d),
-            nn.GELU(),
-            nn.Dropout(self.dropout),
-            nn.Linear(2 * d, self.n_cell_tokens * d),
-        )
+        register_standardiser(self, self.input_dim)
+        self.cell_net = mlp([self.input_dim, 2 * d, self.n_cell_tokens * d], self.dropout)
         self.text_proj = nn.Linear(self.text_dim, d)
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self.cell_pos = nn.Parameter(torch.randn(1, self.n_cell_tokens, d) * 0.02)
@@ -165,7 +160,7 @@ class CellTextReranker(nn.Module):
         """Match logits ``(B,)`` for cells ``(B, input_dim)`` and text token states ``(B, L, text_dim)``."""
         B, L = tokens.shape[:2]
         d = self.d_model
-        c = self.cell_net((cells - self.input_mean) / self.input_scale).view(B, self.n_cell_tokens, d)
+        c = self.cell_net(standardise(self, cells)).view(B, self.n_cell_tokens, d)
         c = c + self.cell_pos + self.type_emb[0]
         t = self.text_proj(tokens) + self.text_pos[:, :L] + self.type_emb[1]
         seq = torch.cat([self.cls.expand(B, 1, d), c, t], dim=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import _keys
+from .._errors import MMContextKeyError
 from ._utils import basis_key, finish
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def annotate(
     import scanpy as sc
 
     if key not in adata.obs:
-        raise KeyError(f"adata.obs[{key!r}] not found; run `mmc.tl.annotate(adata, model, labels)` first.")
+        raise MMContextKeyError(f"adata.obs[{key!r}] not found; run `mmc.tl.annotate(adata, model, labels)` first.")
     if confidence not in (None, "margin", "score", "probability"):
         raise ValueError(f"confidence={confidence!r} is not one of 'margin', 'score', 'probability' or None.")
     color = [key]
@@ -73,7 +74,7 @@ def annotate(
                 if confidence == "probability"
                 else ""
             )
-            raise KeyError(
+            raise MMContextKeyError(
                 f"adata.obs[{conf_key!r}] not found; run `mmc.tl.annotate(adata, model, labels)` first{hint}."
             )
         color.append(conf_key)

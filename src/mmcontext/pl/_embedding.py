@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _keys
+from .._errors import MMContextKeyError
 from .._logging import log_added
 from ._utils import finish
 
@@ -57,7 +58,7 @@ def embedding(
 
     if basis not in adata.obsm:
         if rep not in adata.obsm:
-            raise KeyError(f"adata.obsm[{rep!r}] not found; run `mmc.tl.embed(adata, model)` first.")
+            raise MMContextKeyError(f"adata.obsm[{rep!r}] not found; run `mmc.tl.embed(adata, model)` first.")
         tmp = AnnData(obs=adata.obs[[]].copy(), obsm={rep: adata.obsm[rep]})
         sc.pp.neighbors(tmp, use_rep=rep, random_state=0)
         sc.tl.umap(tmp, random_state=0)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._errors import MMContextKeyError
 from ._utils import finish, new_axes
 
 if TYPE_CHECKING:
@@ -97,7 +98,9 @@ def evaluate(
     else:
         unknown = [m for m in metrics if m not in set(df["metric"])]
         if unknown:
-            raise KeyError(f"Metrics {unknown!r} are not in the results; available: {sorted(set(df['metric']))!r}.")
+            raise MMContextKeyError(
+                f"Metrics {unknown!r} are not in the results; available: {sorted(set(df['metric']))!r}."
+            )
     df = df[df["metric"].isin(metrics)]
     if subjects is not None:
         df = df[df["subject"].isin(subjects)]

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _keys
+from .._errors import MMContextKeyError
+from .._provenance import find_record
 from ._utils import basis_key, finish
 
 if TYPE_CHECKING:
@@ -60,7 +62,7 @@ def query(
     """
     import scanpy as sc
 
-    recorded = adata.uns.get(_keys.UNS, {}).get("query", {})
+    recorded = find_record(adata, "query")
     if queries is None:
         keys = list(recorded.get("keys", []))
         titles = list(recorded.get("queries", keys))
@@ -72,7 +74,7 @@ def query(
         titles = queries
     missing = [q for q, k in zip(titles, keys, strict=True) if k not in adata.obs]
     if missing:
-        raise KeyError(
+        raise MMContextKeyError(
             f"No scores for {missing!r} in adata.obs (looked for {[_keys.query_key(q) for q in missing]!r}); "
             "run `mmc.tl.query(adata, model, [...])` with these queries first."
         )

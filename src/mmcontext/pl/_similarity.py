@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._errors import MMContextKeyError
 from ._utils import finish, new_axes
 
 if TYPE_CHECKING:
@@ -22,9 +23,11 @@ def similarity_table(
     """Mean score of each label (columns) over the cells of each group (rows), as drawn by :func:`similarity`."""
     scores_key = f"{key}_scores"
     if scores_key not in adata.obsm or not isinstance(adata.obsm[scores_key], pd.DataFrame):
-        raise KeyError(f"adata.obsm[{scores_key!r}] not found; run `mmc.tl.annotate(adata, model, labels)` first.")
+        raise MMContextKeyError(
+            f"adata.obsm[{scores_key!r}] not found; run `mmc.tl.annotate(adata, model, labels)` first."
+        )
     if groupby not in adata.obs:
-        raise KeyError(f"adata.obs[{groupby!r}] not found; pass a column such as 'leiden' or the true labels.")
+        raise MMContextKeyError(f"adata.obs[{groupby!r}] not found; pass a column such as 'leiden' or the true labels.")
     if standard_scale not in (None, "group", "label"):
         raise ValueError(f"standard_scale={standard_scale!r} is not one of 'group', 'label' or None.")
     scores = adata.obsm[scores_key]
@@ -89,7 +92,7 @@ def similarity(
     if labels is not None:
         missing = [lab for lab in labels if lab not in table.columns]
         if missing:
-            raise KeyError(f"Labels {missing!r} are not columns of adata.obsm[{key + '_scores'!r}].")
+            raise MMContextKeyError(f"Labels {missing!r} are not columns of adata.obsm[{key + '_scores'!r}].")
         table = table[list(labels)]
     n_rows, n_cols = table.shape
     ax = new_axes(ax, figsize=(1.0 + 0.55 * n_cols, 1.0 + 0.4 * n_rows))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .. import _model_attrs
 from ._utils import finish, new_axes
 
 if TYPE_CHECKING:
@@ -42,8 +43,8 @@ def training(
             path = os.path.join(path, "training_history.json")
         with open(path) as fh:
             history = json.load(fh)
-    elif hasattr(history, "mmc_history"):
-        history = history.mmc_history
+    elif _model_attrs.history(history) is not None:
+        history = _model_attrs.history(history)
     train = [(e["epoch"], e["loss"]) for e in history if "loss" in e and "epoch" in e]
     val = [(e["epoch"], e["eval_loss"]) for e in history if "eval_loss" in e]
     if not train and not val:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._errors import MMContextKeyError
+
 if TYPE_CHECKING:
     from anndata import AnnData
     from matplotlib.axes import Axes
@@ -29,7 +31,7 @@ def basis_key(adata: AnnData, basis: str) -> str:
     """Return the ``obsm`` key for ``basis`` (``"umap"`` or ``"X_umap"``), or raise saying how to compute it."""
     key = basis if basis in adata.obsm else f"X_{basis}"
     if key not in adata.obsm:
-        raise KeyError(
+        raise MMContextKeyError(
             f"adata.obsm[{key!r}] not found. Compute it first, e.g. `sc.pp.neighbors(adata); sc.tl.umap(adata)`, "
             f"or pass `basis=` one of {list(adata.obsm.keys())!r}."
         )

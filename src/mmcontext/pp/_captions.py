@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import _keys
 from .._logging import log_added
-from .._provenance import record
+from .._provenance import find_record, record
 from .._validation import MMContextKeyError, check_adata, check_writable, get_obs_column
 
 if TYPE_CHECKING:
@@ -35,6 +35,12 @@ def detect_caption_keys(adata: AnnData) -> dict[str, str]:
     Returns
     -------
     ``{role: column}`` for the roles of :data:`ROLE_CANDIDATES` that have a column in ``adata.obs``.
+
+    Examples
+    --------
+    >>> adata = mmc.datasets.pbmc68k_reduced()  # doctest: +SKIP
+    >>> mmc.pp.detect_caption_keys(adata)  # doctest: +SKIP
+    {'cell_type': 'bulk_labels'}
 
     """
     lower = {c.lower(): c for c in adata.obs.columns}
@@ -198,7 +204,12 @@ def captions(
         )
     adata = adata.copy() if copy else adata
     adata.obs[key_added] = texts.values
-    record(adata, "captions", {"keys": dict(keys), "template": template, "ontology": ontology, "key_added": key_added})
+    record(
+        adata,
+        "captions",
+        {"keys": dict(keys), "template": template, "ontology": ontology, "key_added": key_added},
+        key=key_added,
+    )
     log_added((key_added, "obs"))
     return adata if copy else None
 
@@ -231,7 +242,7 @@ def resolve_caption_keys(adata: AnnData, keys, *, template: str | None = None) -
 def caption_column(adata: AnnData, caption_key: str | None = None) -> str:
     """The ``obs`` column of captions: ``caption_key``, else the one :func:`prepare` / :func:`captions` wrote."""
     if caption_key is None:
-        caption_key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("caption_key", _keys.CAPTION)
+        caption_key = find_record(adata, "prepare").get("caption_key", _keys.CAPTION)
         if caption_key not in adata.obs:
             raise MMContextKeyError(
                 f"adata.obs[{caption_key!r}] not found; run `mmc.pp.prepare(adata)` or `mmc.pp.captions(adata)` "

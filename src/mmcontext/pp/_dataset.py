@@ -13,6 +13,7 @@ import pandas as pd
 
 from .. import _keys
 from .._logging import logger
+from .._provenance import find_record
 from .._validation import check_adata, get_obs_column, get_obsm
 from ..data._dataset_meta import SHAPES, sampler_for
 from ..data._negatives import NegativeSampler
@@ -31,7 +32,7 @@ def _label_key(adata: AnnData, label_key: str | None, caption_key: str) -> str:
     if label_key is not None:
         get_obs_column(adata, label_key)
         return label_key
-    prep = adata.uns.get(_keys.UNS, {}).get("prepare", {})
+    prep = find_record(adata, "prepare")
     role = prep.get("caption_keys", {})
     if isinstance(role, Mapping) and role.get("cell_type") in adata.obs:
         return str(role["cell_type"])
@@ -268,6 +269,11 @@ def resample_negatives(dataset: Dataset, *, epoch: int) -> Dataset:
     Returns
     -------
     A copy of ``dataset`` with new ``negative_*`` columns.
+
+    Examples
+    --------
+    >>> ds = mmc.pp.build_dataset(adata, "stores", n_negatives=2)  # doctest: +SKIP
+    >>> epoch_3 = mmc.pp.resample_negatives(ds["train"], epoch=3)  # doctest: +SKIP
 
     """
     sampler = sampler_for(dataset)

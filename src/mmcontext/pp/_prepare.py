@@ -10,7 +10,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._logging import log_added, logger
-from .._provenance import record
+from .._provenance import find_record, record
 from .._validation import (
     MMContextKeyError,
     as_float_matrix,
@@ -321,7 +321,7 @@ def init_key(adata: AnnData, use_rep: str | None) -> str:
     """The ``obsm`` key holding the initial embedding: ``use_rep``, else what :func:`prepare` recorded."""
     if use_rep is not None:
         return use_rep
-    prep = adata.uns.get(_keys.UNS, {}).get("prepare", {})
+    prep = find_record(adata, "prepare")
     key = prep.get("init_key", _keys.X_INIT)
     if key not in adata.obsm:
         raise MMContextKeyError(

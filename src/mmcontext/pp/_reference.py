@@ -11,6 +11,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._logging import logger
+from .._provenance import find_record
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -48,7 +49,7 @@ def space_from_adata(adata: AnnData, key: str | None = None) -> InputSpace | Non
 
     ``key`` is the ``obsm`` key of the initial embedding; the record is only used when it describes that key.
     """
-    prep = adata.uns.get(_keys.UNS, {}).get("prepare", {})
+    prep = find_record(adata, "prepare")
     if key is not None and prep.get("init_key") != key:
         return None
     method = prep.get("method")

@@ -1,9 +1,9 @@
 """Tools: train, embed, query, annotate and evaluate."""
 
 from ._annotate import annotate
-from ._classify import classify, classify_evaluate, fit_classifier
+from ._classify import classify, fit_classifier
 from ._embed import embed
-from ._evaluate import evaluate
+from ._evaluate import classify_evaluate, evaluate
 from ._query import label_query, query
 from ._rerank import train_reranker
 from ._train import train

@@ -270,6 +270,7 @@ def annotate(
             "marker_weight": weight if evidence is not None else 0.0,
             "markers": explain,
         },
+        key=key_added,
     )
     log_added(
         (key_added, "obs"),

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import _keys
+from .. import _model_attrs
+from .._provenance import find_record
 
 
 def card_info(adata: Any, params: dict[str, Any], model: Any) -> dict[str, Any]:
     """What :func:`mmcontext.tl.train` records for the model card (plain JSON-like values)."""
-    prep = adata.uns.get(_keys.UNS, {}).get("prepare", {}) if adata is not None else {}
+    prep = find_record(adata, "prepare") if adata is not None else {}
     space = dict(getattr(model.omics_encoder, "input_space", {}) or {})
     arrays = getattr(model.omics_encoder, "input_arrays", {}) or {}
     caption_key = params.get("caption_key")
     examples = []
     if adata is not None and caption_key in adata.obs:
         examples = [str(c) for c in adata.obs[caption_key].astype(str).drop_duplicates().head(3)]
-    history = getattr(model, "mmc_history", []) or []
+    history = _model_attrs.history(model) or []
     metrics = {
         k: float(v)
         for h in history

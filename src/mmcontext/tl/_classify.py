@@ -1,4 +1,4 @@
-"""Supervised heads on the joint embedding: fit, predict into AnnData, evaluate."""
+"""Supervised heads on the joint embedding: fit one, predict with it into AnnData (scored by ``tl._evaluate``)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,16 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._keys import TASKS
 from .._logging import log_added, logger
 from .._provenance import record
 from .._validation import check_adata, check_writable, get_obs_column, get_obsm
+from ._targets import cell_mask, targets
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
     from ..models import ClassifierHead, MMContextEncoder
-
-#: The kinds of head :func:`fit_classifier` trains.
-TASKS = ("classification", "multilabel", "regression")
 
 
 # -- features and targets ------------------------------------------------------------------------
@@ -54,64 +53,6 @@ def _features(
         emb = model.encode_text([u if u.strip() else "unknown" for u in uniq])
         X = np.hstack([X, emb[inv]])
     return np.asarray(X, dtype=np.float32), spec
-
-
-def _mask(adata: AnnData, train_mask: str | Sequence[bool] | np.ndarray | None) -> np.ndarray:
-    if train_mask is None:
-        return np.ones(adata.n_obs, dtype=bool)
-    if isinstance(train_mask, str):
-        col = get_obs_column(adata, train_mask)
-        if col.dtype != bool:
-            raise TypeError(f"adata.obs[{train_mask!r}] must be boolean to serve as train_mask, got {col.dtype}.")
-        return col.to_numpy()
-    mask = np.asarray(train_mask)
-    if mask.dtype != bool or mask.shape != (adata.n_obs,):
-        raise ValueError(
-            f"train_mask must be a boolean array of length n_obs={adata.n_obs}, got {mask.dtype} {mask.shape}."
-        )
-    return mask
-
-
-def _targets(
-    adata: AnnData, label_key: str | Sequence[str], task: str, sep: str, classes: Sequence[str] | None = None
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Return (targets, labelled mask, classes) for ``task``."""
-    if task == "multilabel":
-        if isinstance(label_key, str):
-            col = get_obs_column(adata, label_key)
-            labelled = col.notna().to_numpy()
-            sets = [
-                set(filter(None, (s.strip() for s in str(v).split(sep)))) if ok else set()
-                for v, ok in zip(col.astype(object), labelled, strict=True)
-            ]
-            names = sorted(set().union(*sets)) if classes is None else list(classes)
-            Y = np.array([[n in s for n in names] for s in sets], dtype=np.float32).reshape(len(sets), len(names))
-            return Y, labelled, names
-        cols = [get_obs_column(adata, k) for k in label_key]
-        for k, c in zip(label_key, cols, strict=True):
-            if c.dtype != bool and not (pd.api.types.is_numeric_dtype(c) and c.dropna().isin([0, 1]).all()):
-                raise TypeError(f"adata.obs[{k!r}] must be boolean or 0/1 for a multilabel task, got {c.dtype}.")
-        labelled = np.logical_and.reduce([c.notna().to_numpy() for c in cols])
-        Y = np.stack([c.fillna(0).astype(np.float32).to_numpy() for c in cols], axis=1)
-        return Y, labelled, [str(k) for k in label_key]
-    if not isinstance(label_key, str):
-        raise TypeError(f"label_key must be one obs column for task={task!r}; a list is only for task='multilabel'.")
-    col = get_obs_column(adata, label_key)
-    labelled = col.notna().to_numpy()
-    if task == "regression":
-        if not pd.api.types.is_numeric_dtype(col):
-            raise TypeError(
-                f"adata.obs[{label_key!r}] must be numeric for task='regression', got {col.dtype}; "
-                "use task='classification' for categories."
-            )
-        return col.to_numpy(dtype=np.float32, na_value=np.nan), labelled, []
-    values = col.astype(object).where(col.notna(), None).to_numpy()
-    if classes is None:
-        cats = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else pd.unique(col.dropna())
-        classes = [str(c) for c in cats]
-    index = {c: i for i, c in enumerate(classes)}
-    y = np.array([index.get(str(v), -1) if ok else -1 for v, ok in zip(values, labelled, strict=True)])
-    return y, labelled, list(classes)
 
 
 # -- public API ----------------------------------------------------------------------------------
@@ -188,8 +129,8 @@ def fit_classifier(
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
     if class_weight not in (None, "balanced"):
         raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}.")
-    y, labelled, classes = _targets(adata, label_key, task, sep)
-    mask = _mask(adata, train_mask) & labelled
+    y, labelled, classes = targets(adata, label_key, task, sep)
+    mask = cell_mask(adata, train_mask) & labelled
     if task == "regression":
         mask &= np.isfinite(y)
     if mask.sum() < 2:
@@ -370,145 +311,7 @@ def classify(
             "threshold": threshold,
             "key_added": key_added,
         },
+        key=key_added,
     )
     log_added(*written)
     return adata if copy else None
-
-
-def classify_evaluate(
-    adata: AnnData,
-    *,
-    label_key: str | Sequence[str],
-    key_added: str = _keys.CLASSIFY,
-    mask: str | Sequence[bool] | np.ndarray | None = None,
-    task: str | None = None,
-    return_predictions: bool = False,
-) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """Score the predictions of :func:`classify` against the true labels.
-
-    Parameters
-    ----------
-    adata
-        Annotated data matrix after :func:`classify`.
-    label_key
-        The true labels, as given to :func:`fit_classifier`.
-    key_added
-        The ``key_added`` of :func:`classify`.
-    mask
-        Boolean array or ``obs`` column: the cells to score (e.g. the held-out cells); default all
-        labelled cells.
-    task
-        Default: the task recorded by :func:`classify` (``uns['mmcontext']['classify']``).
-    return_predictions
-        Also return a per-cell DataFrame: ``truth``, ``prediction`` and the probability columns.
-
-    Returns
-    -------
-    Tidy DataFrame with columns ``metric``, ``subject`` and ``value``.
-
-    - classification: ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``mcc``, ``n``; for two classes also
-      ``tp``, ``tn``, ``fp``, ``fn`` and ``auroc`` with the second class as positive (``subject``).
-    - multilabel: ``subset_accuracy``, ``macro_f1``, ``micro_f1``, ``hamming_loss``, and per label
-      (``subject``) ``f1``, ``mcc``, ``tp``, ``tn``, ``fp``, ``fn``, ``auroc``.
-    - regression: ``r2``, ``mae``, ``rmse``, ``pearson_r``, ``n``.
-
-    With ``return_predictions=True``, a tuple ``(metrics, predictions)``.
-
-    """
-    from sklearn import metrics as skm
-
-    check_adata(adata)
-    info = adata.uns.get(_keys.UNS, {}).get("classify", {})
-    if task is None:
-        if info.get("key_added") != key_added:
-            raise ValueError(f"No classify result recorded for key_added={key_added!r}; pass `task=`.")
-        task = str(info["task"])
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
-    pred_col = get_obs_column(adata, key_added)
-    probs_key = f"{key_added}_probs"
-    probs = adata.obsm[probs_key] if probs_key in adata.obsm else None
-    if task != "regression" and probs is None:
-        raise KeyError(
-            f"adata.obsm[{probs_key!r}] not found; run `mmc.tl.classify(..., key_added={key_added!r})` first."
-        )
-    classes = [str(c) for c in probs.columns] if probs is not None else None
-    sep = ";"
-    if task == "multilabel":
-        sep = str(adata.uns.get(_keys.UNS, {}).get("fit_classifier", {}).get("sep", ";"))
-    y, labelled, classes = _targets(adata, label_key, task, sep, classes=classes)
-    sel = _mask(adata, mask) & labelled
-    if task == "regression":
-        sel &= np.isfinite(y)
-    if not sel.any():
-        raise ValueError("No labelled cells to score; check `mask=` and the label column.")
-    rows: list[tuple[str, str, float]] = []
-    if task == "classification":
-        truth = np.asarray(get_obs_column(adata, label_key).astype(str))[sel]
-        pred = pred_col.astype(str).to_numpy()[sel]
-        labels = np.unique(truth)
-        rows += [
-            ("accuracy", key_added, skm.accuracy_score(truth, pred)),
-            ("balanced_accuracy", key_added, skm.balanced_accuracy_score(truth, pred)),
-            ("macro_f1", key_added, skm.f1_score(truth, pred, average="macro", labels=labels, zero_division=0)),
-            ("mcc", key_added, skm.matthews_corrcoef(truth, pred)),
-            ("n", key_added, float(sel.sum())),
-        ]
-        if len(classes) == 2:
-            pos = classes[1]
-            t, p = truth == pos, pred == pos
-            rows += _confusion(t, p, pos)
-            if 0 < t.sum() < len(t):
-                rows.append(("auroc", pos, skm.roc_auc_score(t, probs.to_numpy()[sel, 1])))
-    elif task == "multilabel":
-        P = probs.to_numpy()[sel]
-        Y = y[sel].astype(bool)
-        thr = float(adata.uns.get(_keys.UNS, {}).get("classify", {}).get("threshold", 0.5))
-        H = P >= thr
-        rows += [
-            ("subset_accuracy", key_added, float((H == Y).all(axis=1).mean())),
-            ("macro_f1", key_added, skm.f1_score(Y, H, average="macro", zero_division=0)),
-            ("micro_f1", key_added, skm.f1_score(Y, H, average="micro", zero_division=0)),
-            ("hamming_loss", key_added, skm.hamming_loss(Y, H)),
-            ("n", key_added, float(sel.sum())),
-        ]
-        for j, name in enumerate(classes):
-            rows.append(("f1", name, skm.f1_score(Y[:, j], H[:, j], zero_division=0)))
-            rows.append(("mcc", name, skm.matthews_corrcoef(Y[:, j], H[:, j])))
-            rows += _confusion(Y[:, j], H[:, j], name)
-            if 0 < Y[:, j].sum() < len(Y):
-                rows.append(("auroc", name, skm.roc_auc_score(Y[:, j], P[:, j])))
-    else:
-        truth = y[sel]
-        pred = pred_col.to_numpy(dtype=np.float64)[sel]
-        r = float(np.corrcoef(truth, pred)[0, 1]) if truth.std() > 0 and pred.std() > 0 else float("nan")
-        rows += [
-            ("r2", key_added, skm.r2_score(truth, pred)),
-            ("mae", key_added, skm.mean_absolute_error(truth, pred)),
-            ("rmse", key_added, float(np.sqrt(skm.mean_squared_error(truth, pred)))),
-            ("pearson_r", key_added, r),
-            ("n", key_added, float(sel.sum())),
-        ]
-    table = pd.DataFrame(rows, columns=["metric", "subject", "value"])
-    table["value"] = table["value"].astype(float)
-    if not return_predictions:
-        return table
-    pred_df = pd.DataFrame(index=adata.obs_names[sel])
-    if task == "multilabel":
-        pred_df["truth"] = [sep.join(np.asarray(classes)[row.astype(bool)]) for row in y[sel]]
-    else:
-        pred_df["truth"] = np.asarray(get_obs_column(adata, label_key) if isinstance(label_key, str) else y)[sel]
-    pred_df["prediction"] = pred_col.to_numpy()[sel]
-    if probs is not None:
-        pred_df = pred_df.join(probs.loc[pred_df.index].add_prefix("prob_"))
-    return table, pred_df
-
-
-def _confusion(truth: np.ndarray, pred: np.ndarray, subject: str) -> list[tuple[str, str, float]]:
-    truth, pred = np.asarray(truth, dtype=bool), np.asarray(pred, dtype=bool)
-    return [
-        ("tp", subject, float((truth & pred).sum())),
-        ("tn", subject, float((~truth & ~pred).sum())),
-        ("fp", subject, float((~truth & pred).sum())),
-        ("fn", subject, float((truth & ~pred).sum())),
-    ]

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .. import _keys
+from .. import _keys, _model_attrs
+from .._compat import is_read_only_backed
 from .._logging import log_added, logger
-from .._provenance import record, text_fingerprint
+from .._provenance import find_record, record, text_fingerprint
 from .._settings import settings
 from .._validation import check_adata, check_key_added, check_model, check_writable, get_layer, get_obsm
 from ..pp._prepare import init_key
@@ -42,7 +43,7 @@ def model_fingerprint(model: MMContextEncoder) -> str:
 def model_provenance(model: MMContextEncoder) -> dict:
     """What identifies ``model`` in ``uns['mmcontext']``: name or path, fingerprint, dimensions."""
     return {
-        "model": str(getattr(model, "mmc_source", "in-memory")),
+        "model": _model_attrs.source(model),
         "model_fingerprint": model_fingerprint(model),
         "text_fingerprint": text_fingerprint(model),
         "text_model": str(model.model_card_data.base_model),
@@ -69,7 +70,7 @@ def _source(adata: AnnData, model: MMContextEncoder, use_rep: str | None, layer:
             )
         return use_rep
     if layer is None:
-        key = adata.uns.get(_keys.UNS, {}).get("prepare", {}).get("init_key", _keys.X_INIT)
+        key = find_record(adata, "prepare").get("init_key", _keys.X_INIT)
         if key in adata.obsm or space_from_model(model) is None:
             return init_key(adata, None)  # the prepared initial embedding, or the error saying how to make one
     return "X"
@@ -319,7 +320,7 @@ def embed(
             "copy=True would load the backed AnnData into memory. Pass `out='embedding.npy'` to stream the embedding "
             "to a file, open the file with `backed='r+'` to add obsm, or call `adata.to_memory()` first."
         )
-    elif adata.isbacked and not adata.is_view and getattr(adata.file, "_filemode", "r") == "r":
+    elif not adata.is_view and is_read_only_backed(adata):
         raise ValueError(
             f"The AnnData is backed read-only ({adata.filename}); adata.obsm cannot be written. Pass "
             "`out='embedding.npy'` to stream the embedding to a file, or open it with `backed='r+'` "
@@ -342,7 +343,7 @@ def embed(
     emb = _collect(chunks, n_obs, dim)
     adata = adata.copy() if copy else adata
     adata.obsm[key_added] = emb
-    record(adata, "embed", {**model_provenance(model), **params, "key_added": key_added})
+    record(adata, "embed", {**model_provenance(model), **params, "key_added": key_added}, key=key_added)
     if from_x:
         log_missing(params["n_missing_genes"], params["n_genes"])
     log_added((key_added, "obsm"))
@@ -351,7 +352,7 @@ def embed(
 
 def joint_embedding(adata: AnnData, model: MMContextEncoder, use_rep: str | None = None) -> np.ndarray:
     """Return the joint embedding of ``adata``'s cells: ``obsm['X_mmc']`` when this model wrote it, else computed."""
-    prov = adata.uns.get(_keys.UNS, {}).get("embed", {})
+    prov = find_record(adata, "embed")
     key = prov.get("key_added", _keys.X_MMC)
     if use_rep is None and key in adata.obsm and prov.get("model_fingerprint") == model_fingerprint(model):
         return np.asarray(adata.obsm[key], dtype=np.float32)

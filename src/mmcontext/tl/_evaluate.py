@@ -1,4 +1,4 @@
-"""Evaluation of zero-shot labels, text queries, cross-modal retrieval and the joint embedding."""
+"""Every metric: zero-shot labels, text queries, cross-modal retrieval, the joint embedding, supervised heads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._keys import TASKS
+from .._provenance import find_record
 from .._validation import MMContextKeyError, check_adata, get_obs_column, get_obsm
+from ._targets import cell_mask, targets
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -236,3 +239,142 @@ def evaluate(
     if cells is not None:
         rows += _embedding_metrics(cells[known], truth_all[known], embedding_key, n_neighbors, seed)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def classify_evaluate(
+    adata: AnnData,
+    *,
+    label_key: str | Sequence[str],
+    key_added: str = _keys.CLASSIFY,
+    mask: str | Sequence[bool] | np.ndarray | None = None,
+    task: str | None = None,
+    return_predictions: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Score the predictions of :func:`classify` against the true labels.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix after :func:`classify`.
+    label_key
+        The true labels, as given to :func:`fit_classifier`.
+    key_added
+        The ``key_added`` of :func:`classify`.
+    mask
+        Boolean array or ``obs`` column: the cells to score (e.g. the held-out cells); default all
+        labelled cells.
+    task
+        Default: the task recorded by :func:`classify` (``uns['mmcontext']['classify']``).
+    return_predictions
+        Also return a per-cell DataFrame: ``truth``, ``prediction`` and the probability columns.
+
+    Returns
+    -------
+    Tidy DataFrame with columns ``metric``, ``subject`` and ``value``.
+
+    - classification: ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``mcc``, ``n``; for two classes also
+      ``tp``, ``tn``, ``fp``, ``fn`` and ``auroc`` with the second class as positive (``subject``).
+    - multilabel: ``subset_accuracy``, ``macro_f1``, ``micro_f1``, ``hamming_loss``, and per label
+      (``subject``) ``f1``, ``mcc``, ``tp``, ``tn``, ``fp``, ``fn``, ``auroc``.
+    - regression: ``r2``, ``mae``, ``rmse``, ``pearson_r``, ``n``.
+
+    With ``return_predictions=True``, a tuple ``(metrics, predictions)``.
+
+    Examples
+    --------
+    >>> head = mmc.tl.fit_classifier(train, model, label_key="bulk_labels")  # doctest: +SKIP
+    >>> mmc.tl.classify(test, model, head)  # doctest: +SKIP
+    >>> mmc.tl.classify_evaluate(test, label_key="bulk_labels")  # doctest: +SKIP
+
+    """
+    from sklearn import metrics as skm
+
+    check_adata(adata)
+    info = find_record(adata, "classify", key_added)
+    if task is None:
+        if not info:
+            raise ValueError(f"No classify result recorded for key_added={key_added!r}; pass `task=`.")
+        task = str(info["task"])
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+    pred_col = get_obs_column(adata, key_added)
+    probs_key = f"{key_added}_probs"
+    probs = adata.obsm[probs_key] if probs_key in adata.obsm else None
+    if task != "regression" and probs is None:
+        raise MMContextKeyError(
+            f"adata.obsm[{probs_key!r}] not found; run `mmc.tl.classify(..., key_added={key_added!r})` first."
+        )
+    classes = [str(c) for c in probs.columns] if probs is not None else None
+    sep = ";"
+    if task == "multilabel":
+        sep = str(find_record(adata, "fit_classifier").get("sep", ";"))
+    y, labelled, classes = targets(adata, label_key, task, sep, classes=classes)
+    sel = cell_mask(adata, mask) & labelled
+    if task == "regression":
+        sel &= np.isfinite(y)
+    if not sel.any():
+        raise ValueError("No labelled cells to score; check `mask=` and the label column.")
+    rows: list[tuple[str, str, float]] = []
+    if task == "classification":
+        truth = np.asarray(get_obs_column(adata, label_key).astype(str))[sel]
+        pred = pred_col.astype(str).to_numpy()[sel]
+        rows += [(m, key_added, v) for m, v in _classification(truth, pred)]
+        rows.append(("n", key_added, float(sel.sum())))
+        if len(classes) == 2:
+            pos = classes[1]
+            t, p = truth == pos, pred == pos
+            rows += _confusion(t, p, pos)
+            if 0 < t.sum() < len(t):
+                rows.append(("auroc", pos, skm.roc_auc_score(t, probs.to_numpy()[sel, 1])))
+    elif task == "multilabel":
+        P = probs.to_numpy()[sel]
+        Y = y[sel].astype(bool)
+        thr = float((info or find_record(adata, "classify")).get("threshold", 0.5))
+        H = P >= thr
+        rows += [
+            ("subset_accuracy", key_added, float((H == Y).all(axis=1).mean())),
+            ("macro_f1", key_added, skm.f1_score(Y, H, average="macro", zero_division=0)),
+            ("micro_f1", key_added, skm.f1_score(Y, H, average="micro", zero_division=0)),
+            ("hamming_loss", key_added, skm.hamming_loss(Y, H)),
+            ("n", key_added, float(sel.sum())),
+        ]
+        for j, name in enumerate(classes):
+            rows.append(("f1", name, skm.f1_score(Y[:, j], H[:, j], zero_division=0)))
+            rows.append(("mcc", name, skm.matthews_corrcoef(Y[:, j], H[:, j])))
+            rows += _confusion(Y[:, j], H[:, j], name)
+            if 0 < Y[:, j].sum() < len(Y):
+                rows.append(("auroc", name, skm.roc_auc_score(Y[:, j], P[:, j])))
+    else:
+        truth = y[sel]
+        pred = pred_col.to_numpy(dtype=np.float64)[sel]
+        r = float(np.corrcoef(truth, pred)[0, 1]) if truth.std() > 0 and pred.std() > 0 else float("nan")
+        rows += [
+            ("r2", key_added, skm.r2_score(truth, pred)),
+            ("mae", key_added, skm.mean_absolute_error(truth, pred)),
+            ("rmse", key_added, float(np.sqrt(skm.mean_squared_error(truth, pred)))),
+            ("pearson_r", key_added, r),
+            ("n", key_added, float(sel.sum())),
+        ]
+    table = pd.DataFrame(rows, columns=["metric", "subject", "value"])
+    table["value"] = table["value"].astype(float)
+    if not return_predictions:
+        return table
+    pred_df = pd.DataFrame(index=adata.obs_names[sel])
+    if task == "multilabel":
+        pred_df["truth"] = [sep.join(np.asarray(classes)[row.astype(bool)]) for row in y[sel]]
+    else:
+        pred_df["truth"] = np.asarray(get_obs_column(adata, label_key) if isinstance(label_key, str) else y)[sel]
+    pred_df["prediction"] = pred_col.to_numpy()[sel]
+    if probs is not None:
+        pred_df = pred_df.join(probs.loc[pred_df.index].add_prefix("prob_"))
+    return table, pred_df
+
+
+def _confusion(truth: np.ndarray, pred: np.ndarray, subject: str) -> list[tuple[str, str, float]]:
+    truth, pred = np.asarray(truth, dtype=bool), np.asarray(pred, dtype=bool)
+    return [
+        ("tp", subject, float((truth & pred).sum())),
+        ("tn", subject, float((~truth & ~pred).sum())),
+        ("fp", subject, float((~truth & pred).sum())),
+        ("fn", subject, float((truth & ~pred).sum())),
+    ]

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _keys
 from .._logging import log_added
-from .._provenance import record
+from .._provenance import find_record, record
 from .._validation import check_adata, check_model, check_texts, check_writable
 from ._calibration import softmax_rows
 from ._embed import joint_embedding, model_provenance
@@ -202,7 +202,7 @@ def write_query_scores(
     """Write one float32 ``obs`` column per query and merge them into ``uns['mmcontext']['query']``."""
     for j, key in enumerate(keys):
         adata.obs[key] = scores[:, j].astype(np.float32)
-    previous = adata.uns.get(_keys.UNS, {}).get("query", {})
+    previous = find_record(adata, "query")
     known = dict(zip(list(previous.get("keys", [])), list(previous.get("queries", [])), strict=False))
     known.update(zip(keys, queries, strict=True))
     record(adata, "query", {**model_provenance(model), "keys": list(known), "queries": list(known.values()), **params})

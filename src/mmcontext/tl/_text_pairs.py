@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import _keys
 from .._logging import logger
+from .._provenance import find_record
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -34,11 +34,9 @@ def cell_type_column(adata: AnnData, caption_key: str | None) -> str:
     """
     from ..pp._captions import detect_caption_keys
 
-    uns = adata.uns.get(_keys.UNS, {})
-    recorded = [
-        (uns.get("prepare", {}).get("caption_key"), uns.get("prepare", {}).get("caption_keys")),
-        (uns.get("captions", {}).get("key_added"), uns.get("captions", {}).get("keys")),
-    ]
+    prep = find_record(adata, "prepare")
+    caps = find_record(adata, "captions", caption_key) if caption_key is not None else find_record(adata, "captions")
+    recorded = [(prep.get("caption_key"), prep.get("caption_keys")), (caps.get("key_added"), caps.get("keys"))]
     for written, keys in recorded:
         if written is None or caption_key not in (None, written) or not isinstance(keys, dict):
             continue
@@ -199,15 +197,13 @@ def with_text_pairs(
     The validation split holds cells only; :class:`~mmcontext.models.TextPairMNRLoss` trains the pairs
     (wrapped in ``MatryoshkaLoss`` like the cell loss when ``matryoshka_dims`` is set).
     """
-    from ..models._losses import TextPairMNRLoss
+    from ..models._losses import TextPairMNRLoss, matryoshka_list
 
     text_loss = TextPairMNRLoss(model)
     if matryoshka_dims is not None:
         from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
 
-        dim = model.get_embedding_dimension()
-        dims = sorted({*map(int, matryoshka_dims), *([dim] if dim else [])}, reverse=True)
-        text_loss = MatryoshkaLoss(model, text_loss, dims)
+        text_loss = MatryoshkaLoss(model, text_loss, matryoshka_list(matryoshka_dims, model.get_embedding_dimension()))
     return (
         {CELLS: train_ds, TEXT_PAIRS: pairs_ds},
         {CELLS: eval_ds} if eval_ds is not None else None,

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import _keys
+from .. import _model_attrs
 from .._logging import logger
-from .._provenance import record
+from .._provenance import find_record, record
 from .._settings import settings
 from .._validation import check_adata, check_writable, get_obsm
 from ..pp._captions import caption_column
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 #: Name of the in-memory store the training cells are registered under.
 TRAIN_STORE = "train"
-LOSSES = ("mnrl", "cached_mnrl", "contrastive", "triplet", "clip")
 
 
 def _captions(adata: AnnData, caption_key: str | None) -> tuple[str, np.ndarray]:
@@ -342,7 +341,7 @@ def train(
             )
         finally:
             model.processor.remove_store(TRAIN_STORE)
-    model.mmc_history = [dict(entry) for entry in trainer.state.log_history]
+    history = [dict(entry) for entry in trainer.state.log_history]
     params = {
         "caption_key": caption_key,
         "use_rep": key,
@@ -360,10 +359,10 @@ def train(
         "best_epoch": keeper.best_epoch if keeper else None,
         "calibration": {k: model.calibration[k] for k in ("scale", "weight", "n_cells")} if model.calibration else None,
     }
-    model.mmc_training = params
+    _model_attrs.set_trained(model, history=history, params=params)
     from ._card import card_info
 
-    model.mmc_card = card_info(adata, params, model)
+    _model_attrs.set_card(model, card_info(adata, params, model))
     if output_dir is not None:
         from ..models._io import save_model
 
@@ -383,7 +382,7 @@ def train(
 
 
 def _space_from_prepare(adata: AnnData, key: str) -> dict[str, Any]:
-    prep = adata.uns.get(_keys.UNS, {}).get("prepare", {})
+    prep = find_record(adata, "prepare")
     if prep.get("init_key") != key:
         return {}
     keys = ("method", "n_components", "layer")

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models._layers import fit_standardiser
 from ..models._threads import torch_threads
 
 if TYPE_CHECKING:
@@ -44,10 +45,7 @@ def fit_head(
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}.")
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    scale = X.std(axis=0)
-    scale[scale < 1e-8] = 1.0
-    head.input_mean.copy_(torch.from_numpy(X.mean(axis=0)))
-    head.input_scale.copy_(torch.from_numpy(scale))
+    fit_standardiser(head, X)
     xt = torch.from_numpy(X)
     weight = None
     if head.task == "classification":

@@ -6,14 +6,12 @@ from typing import Any
 
 import numpy as np
 
+from .._keys import PAIR_LOSSES
 from ..data._dataset_meta import dataset_meta, sampler_for
 from ..data._store import open_store_spec
 
 #: Rows of store vectors sampled to fit the omics tower's input scaler when training on a dataset.
 SCALER_SAMPLE = 20_000
-
-#: Losses that read ``(cell, caption, label)`` pairs; the others read ``(cell, caption[, negatives])``.
-PAIR_LOSSES = ("contrastive",)
 
 
 def training_inputs(dataset: Any, model: Any = None, *, loss: str | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models._layers import fit_standardiser
 from ..models._threads import torch_threads
 from ..ontology import caption_phrases
 
@@ -52,10 +53,7 @@ def fit_reranker(
     start_time = time.perf_counter()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    scale = X.std(axis=0)
-    scale[scale < 1e-8] = 1.0
-    model.input_mean.copy_(torch.from_numpy(X.mean(axis=0)))
-    model.input_scale.copy_(torch.from_numpy(scale))
+    _, scale = fit_standardiser(model, X)
     uniq, cap_of = np.unique(captions, return_inverse=True)
     if len(uniq) < 2:
         raise ValueError("Training a reranker needs at least 2 distinct captions.")
