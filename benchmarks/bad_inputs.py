@@ -200,6 +200,26 @@ def cases() -> list[Case]:
         Case("pp.prepare", "unknown method 'pcaa'", same, lambda a, m, t: P.prepare(a, method="pcaa")),
         Case(
             "pp.prepare",
+            "normalize=True on values that are not counts",
+            same,
+            lambda a, m, t: P.prepare(a, normalize=True, caption_keys=False),
+        ),
+        Case(
+            "pp.prepare",
+            "orthologs= without a reference model",
+            same,
+            lambda a, m, t: P.prepare(a, orthologs="mouse", caption_keys=False),
+        ),
+        Case(
+            "pp.prepare",
+            "ortholog table that maps none of the reference's genes",
+            same,
+            lambda a, m, t: P.prepare(
+                a, reference=P.prepare(a, caption_keys=False, copy=True), orthologs={"NOPE": "nope"}, caption_keys=False
+            ),
+        ),
+        Case(
+            "pp.prepare",
             "all-NaN caption column",
             same,
             lambda a, m, t: P.prepare(a, caption_keys={"cell_type": "empty"}),

@@ -318,9 +318,22 @@ def check_log_normalised(X: Any, *, what: str) -> None:
     if looks_like_counts(X):
         raise ValueError(
             f"{what} looks like raw counts (non-negative integers up to {_max(X):g}); this method expects "
-            "log-normalised values. Run `sc.pp.normalize_total(adata); sc.pp.log1p(adata)` first, or pass a "
-            "log-normalised `layer=`."
+            "log-normalised values. Pass `normalize=True` to log-normalise them on the fly, run "
+            "`sc.pp.normalize_total(adata); sc.pp.log1p(adata)` first, or pass a log-normalised `layer=`."
         )
+
+
+def looks_scaled(X: Any, *, max_rows: int = 2000) -> bool:
+    """Whether ``X`` looks scaled (``sc.pp.scale``): negative values and genes centred near 0 (on a row sample)."""
+    rows = X[:max_rows]
+    rows = rows.toarray() if sparse.issparse(rows) else np.asarray(rows)
+    if rows.size == 0 or rows.dtype.kind not in "biuf" or not float(np.nanmin(rows)) < 0:
+        return False
+    mean, std = np.nanmean(rows, axis=0), np.nanstd(rows, axis=0)
+    spread = std > 0
+    if not spread.any():
+        return False
+    return bool(np.median(np.abs(mean[spread]) / std[spread]) < 0.25)
 
 
 def warn_if_scaled(X: Any, *, what: str) -> None:

@@ -75,8 +75,8 @@ def _load_h5ad(path: str):
     return ad.read_h5ad(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mmcontext`` command."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mmcontext`` argument parser (the docs' CLI reference is generated from it)."""
     parser = argparse.ArgumentParser(prog="mmcontext", description=__doc__)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,8 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         if name == "query":
             p.add_argument("--text", action="append", required=True, help="query text (repeatable)")
             p.add_argument("--plot", help="PNG file for the scores on the UMAP")
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mmcontext`` command."""
+    args = build_parser().parse_args(argv)
     import mmcontext as mmc
 
     mmc.settings.progress = not args.quiet

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+from sentence_transformers.util import cos_sim
 from torch import Tensor
 
 from .._compat import embed_columns
@@ -24,8 +25,12 @@ def _row_keys(features: dict[str, Tensor]) -> Tensor | None:
 def same_input_mask(features: dict[str, Tensor]) -> Tensor | None:
     """Boolean ``(n, n)`` matrix: True where inputs ``i`` and ``j`` are identical (e.g. the same caption)."""
     rows = _row_keys(features)
-    if rows is None:
-        return None
+    return None if rows is None else _same_rows(rows)
+
+
+def _same_rows(rows: Tensor) -> Tensor:
+    if rows.shape[1] == 1 and not rows.is_floating_point():  # one id per input (a caption table row)
+        return rows[:, 0][:, None] == rows[:, 0][None, :]
     _, inverse = torch.unique(rows, dim=0, return_inverse=True)
     return inverse[:, None] == inverse[None, :]
 
@@ -61,21 +66,54 @@ class CaptionAwareMNRLoss(MultipleNegativesRankingLoss):
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
         sentence_features = list(sentence_features)
-        mask = same_input_mask(sentence_features[1]) if len(sentence_features) > 1 else None
+        keys = _row_keys(sentence_features[1]) if len(sentence_features) > 1 else None
         embeddings = embed_columns(self.model, sentence_features)
-        anchors, candidates = embeddings[0], torch.cat(embeddings[1:])
-        scores = self.similarity_fct(anchors, candidates) * self.scale
+        anchors, positives = embeddings[0], embeddings[1]
         n = anchors.shape[0]
-        if mask is not None:
-            mask = mask.to(scores.device)
-            mask.fill_diagonal_(False)
-            scores[:, :n] = scores[:, :n].masked_fill(mask, float("-inf"))
-        target = torch.arange(n, device=scores.device)
+        if self.similarity_fct is cos_sim:  # normalise once: the scores and the alignment term share it
+            embeddings = [torch.nn.functional.normalize(e, p=2, dim=1) for e in embeddings]
+            anchors, positives = embeddings[0], embeddings[1]
+        offset, columns = 0, embeddings[1:]
+        if self.gather_across_devices and _distributed():
+            # in-batch negatives from every process: this process's cells against all processes' captions
+            from sentence_transformers.util import all_gather_with_grad, get_rank
+
+            columns = [all_gather_with_grad(c) for c in columns]
+            keys = _gather_keys(keys) if keys is not None else None
+            offset = get_rank() * n
+        candidates = torch.cat(columns)
+        if self.similarity_fct is cos_sim:
+            scores = anchors @ candidates.T * self.scale
+        else:
+            scores = self.similarity_fct(anchors, candidates) * self.scale
+        target = torch.arange(offset, offset + n, device=scores.device)
+        if keys is not None:
+            mask = _same_rows(keys)[offset : offset + n].to(scores.device)
+            mask[torch.arange(n), target] = False
+            m = mask.shape[1]
+            scores[:, :m] = scores[:, :m].masked_fill(mask, float("-inf"))
         loss = torch.nn.functional.cross_entropy(scores, target)
         if self.align:
-            cos = torch.nn.functional.cosine_similarity(anchors, embeddings[1], dim=1)
+            if self.similarity_fct is cos_sim:
+                cos = (anchors * positives).sum(dim=1)
+            else:
+                cos = torch.nn.functional.cosine_similarity(anchors, positives, dim=1)
             loss = loss + self.align * (1 - cos).mean()
         return loss
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _gather_keys(keys: Tensor) -> Tensor:
+    """Every process's row keys, padded with zeros to the longest (no gradient)."""
+    from sentence_transformers.util import all_gather
+
+    width = torch.tensor(keys.shape[1], device=keys.device)
+    torch.distributed.all_reduce(width, op=torch.distributed.ReduceOp.MAX)
+    keys = torch.nn.functional.pad(keys, (0, int(width) - keys.shape[1]))
+    return all_gather(keys)
 
 
 def _text_keys(features: dict[str, Tensor]) -> list[bytes]:

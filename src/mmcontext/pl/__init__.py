@@ -3,8 +3,9 @@
 from ._annotate import annotate
 from ._embedding import embedding
 from ._evaluate import evaluate
+from ._markers import markers
 from ._query import query
 from ._similarity import similarity
 from ._training import training
 
-__all__ = ["annotate", "embedding", "evaluate", "query", "similarity", "training"]
+__all__ = ["annotate", "embedding", "evaluate", "markers", "query", "similarity", "training"]

@@ -44,6 +44,12 @@ def detect_caption_keys(adata: AnnData) -> dict[str, str]:
     -------
     ``{role: column}`` for the roles of :data:`ROLE_CANDIDATES` that have a column in ``adata.obs``.
 
+    Examples
+    --------
+    >>> adata = mmc.datasets.pbmc68k_reduced()  # doctest: +SKIP
+    >>> mmc.pp.detect_caption_keys(adata)  # doctest: +SKIP
+    {'cell_type': 'bulk_labels'}
+
     """
     lower = {c.lower(): c for c in adata.obs.columns}
     found = {}

@@ -273,6 +273,11 @@ def resample_negatives(dataset: Dataset, *, epoch: int) -> Dataset:
     -------
     A copy of ``dataset`` with new ``negative_*`` columns.
 
+    Examples
+    --------
+    >>> ds = mmc.pp.build_dataset(adata, "stores", n_negatives=2)  # doctest: +SKIP
+    >>> epoch_3 = mmc.pp.resample_negatives(ds["train"], epoch=3)  # doctest: +SKIP
+
     """
     sampler = sampler_for(dataset)
     if sampler is None:

@@ -16,30 +16,27 @@ from .._validation import (
     as_float_matrix,
     check_adata,
     check_expression_values,
-    check_log_normalised,
     check_outputs,
     check_texts,
     check_unique_names,
     check_writable,
-    get_layer,
     get_obsm,
     warn_if_scaled,
 )
 from ._captions import caption_texts, resolve_caption_keys
+from ._source import expression_source
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
 
-def _expression(adata: AnnData, layer: str | None):
-    X, what = get_layer(adata, layer)
-    if X is None:
-        raise ValueError(f"{what} is empty; pass `layer=` or `use_rep=`.")
+def _expression(adata: AnnData, layer: str | None, *, normalize: bool = False):
+    """The checked, log-normalised expression the input is built from: ``(matrix, source)``."""
     if adata.n_vars == 0:
         raise ValueError(f"The AnnData has 0 genes (shape {adata.shape}); PCA needs expression values.")
-    check_expression_values(X, what=what, fix="clean the data before `prepare`")
-    check_log_normalised(X, what=what)
-    return X, what
+    src = expression_source(adata, layer, normalize=normalize)
+    check_expression_values(src.X, what=src.what, fix="clean the data before `prepare`")
+    return src.rows(src.X), src
 
 
 def _pca(X, n_components: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -92,6 +89,8 @@ def prepare(
     reference: Any = None,
     fill: Literal["mean", "zero"] = "mean",
     layer: str | None = None,
+    normalize: bool = False,
+    orthologs: Any = None,
     caption_keys: Mapping[str, str] | Sequence[str] | str | None = None,
     caption_template: str | None = None,
     ontology: bool = True,
@@ -129,7 +128,18 @@ def prepare(
         that feature; for PCA the centring mean, so the gene adds nothing) or ``"zero"``. The count is logged
         and recorded as ``n_missing_genes``.
     layer
-        Expression layer to use instead of ``adata.X``.
+        Expression layer to use instead of ``adata.X``. Without it, a scaled ``adata.X`` (negative values, centred
+        genes, as ``sc.pp.scale`` leaves it) with ``adata.raw`` holding the log-normalised expression of the same
+        cells reads ``adata.raw`` instead, and says so in the log and in ``uns`` (``source``, ``used_raw``).
+    normalize
+        The expression holds raw counts: log-normalise each cell (``normalize_total`` to 1e4, ``log1p``) before
+        use. ``adata.X`` itself is left as it is. Without it, raw counts are an error.
+    orthologs
+        With ``reference``, when this data is another species than the model's: an ortholog table mapping the
+        reference's genes to this data's genes -- a species name (``"mouse"``, ``"pig"``, ``"rhesus"``,
+        ``"cynomolgus"``: the Ensembl tables the optional ``celltypist`` package ships, ``pip install
+        mmcontext[orthologs]``), a CSV path or DataFrame with two columns (reference gene, this data's gene), or a
+        dict ``{reference gene: gene here}``. See :func:`mmcontext.pp.ortholog_map`.
     caption_keys
         Metadata columns for captions, see :func:`mmcontext.pp.captions`; ``None`` detects them.
         Pass ``False`` to skip captions.
@@ -161,7 +171,9 @@ def prepare(
         Caption per cell.
     ``adata.uns['mmcontext']['prepare']``
         Method, parameters, the obsm key to train on (``init_key``), PCA mean and gene list; with ``reference``
-        also ``reference=True``, ``fill`` and ``n_missing_genes``.
+        also ``reference=True``, ``fill`` and ``n_missing_genes``; with ``orthologs`` the table, ``n_orthologs_mapped``
+        and ``n_genes``. ``source`` names the matrix read (``"adata.X"``, ``"adata.raw.X"``, a layer), ``used_raw``
+        and ``normalize`` say whether ``raw`` stood in for a scaled ``X`` and whether counts were log-normalised.
 
     Examples
     --------
@@ -187,15 +199,28 @@ def prepare(
         if use_rep is not None:
             raise ValueError("Pass either reference= (rebuild the reference's input space) or use_rep=, not both.")
         space = resolve_space(reference)
-        X, what = _expression(adata, reference_layer(space, layer))
+        X, src = _expression(adata, reference_layer(space, layer), normalize=normalize)
         if space.loadings is None:
-            warn_if_scaled(X, what=what)
-        init, n_missing = project(X, adata.var_names, space, fill=fill)
+            warn_if_scaled(X, what=src.what)
+        var_names = src.var_names
+        if orthologs is not None:
+            from ._orthologs import ortholog_map, translate_var_names
+
+            table = ortholog_map(orthologs, reference_genes=space.genes, var_names=var_names)
+            var_names, n_mapped = translate_var_names(var_names, table, space.genes)
+            params.update(orthologs=table.name, n_orthologs_mapped=n_mapped, n_genes=len(space.genes))
+            logger.info(
+                "orthologs (%s): %d of %d reference genes mapped to genes of this data",
+                table.name,
+                n_mapped,
+                len(space.genes),
+            )
+        init, n_missing = project(X, var_names, space, fill=fill)
         params.update(
             method=space.method,
             init_key=key_added,
             layer=layer,
-            source=what,
+            **src.record(),
             genes=space.genes.tolist(),
             n_missing_genes=n_missing,
             reference=True,
@@ -204,39 +229,45 @@ def prepare(
         if space.loadings is not None:
             params.update(n_components=int(space.loadings.shape[1]), mean=space.mean)
             loadings = None
+    elif orthologs is not None:
+        raise ValueError("orthologs= maps a reference model's genes to this data's; pass `reference=` too.")
     elif use_rep is not None:
         get_obsm(adata, use_rep, hint=" Pass an existing key as `use_rep=` or leave it out to compute PCA.")
         init = None
         params["init_key"] = use_rep
     elif method == "pca":
-        X, what = _expression(adata, layer)
+        X, src = _expression(adata, layer, normalize=normalize)
+        if src.used_raw and not src.var_names.equals(adata.var_names):
+            raise ValueError(
+                f"method='pca' keeps its loadings in adata.varm, but adata.raw holds {len(src.var_names)} genes and "
+                f"adata.X {adata.n_vars}; pass a log-normalised `layer=` over adata.var_names, or method='genes'."
+            )
         init, loadings, mean = _pca(X, n_components, seed)
         params.update(
             init_key=key_added,
             n_components=int(init.shape[1]),
             layer=layer,
-            source=what,
+            **src.record(),
             mean=mean,
-            genes=list(map(str, adata.var_names)),
+            genes=list(map(str, src.var_names)),
         )
     else:
-        X, what = _expression(adata, layer)
-        warn_if_scaled(X, what=what)
-        panel = default_panel(adata, X) if genes is None else check_texts(genes, what="genes")
-        check_unique_names(adata.var_names, what="adata.var_names", why="genes are matched by name")
-        found = adata.var_names.get_indexer(panel)
+        X, src = _expression(adata, layer, normalize=normalize)
+        warn_if_scaled(X, what=src.what)
+        panel = default_panel(adata, X, var_names=src.var_names) if genes is None else check_texts(genes, what="genes")
+        check_unique_names(src.var_names, what="adata.var_names", why="genes are matched by name")
+        found = src.var_names.get_indexer(panel)
         n_missing = int((found < 0).sum())
+        where = "adata.raw.var_names" if src.used_raw else "adata.var_names"
         if n_missing == len(panel):
-            raise ValueError(f"None of the {len(panel)} panel genes are in adata.var_names (e.g. {panel[:3]!r}).")
+            raise ValueError(f"None of the {len(panel)} panel genes are in {where} (e.g. {panel[:3]!r}).")
         if n_missing:
-            logger.warning(
-                "%d of %d panel genes are not in adata.var_names; they are filled with 0.", n_missing, len(panel)
-            )
+            logger.warning("%d of %d panel genes are not in %s; they are filled with 0.", n_missing, len(panel), where)
         cols = X[:, found[found >= 0]]
         cols = cols.toarray() if sparse.issparse(cols) else np.asarray(cols)
         init = np.zeros((adata.n_obs, len(panel)), dtype=np.float32)
         init[:, found >= 0] = cols
-        params.update(init_key=key_added, layer=layer, source=what, genes=panel, n_missing_genes=n_missing)
+        params.update(init_key=key_added, layer=layer, **src.record(), genes=panel, n_missing_genes=n_missing)
     if init is not None:
         as_float_matrix(init, what="The initial embedding")
     captions_out = None
@@ -269,19 +300,32 @@ def prepare(
     return adata if copy else None
 
 
-def default_panel(adata: AnnData, X, *, max_genes: int = 4096, n_top: int = 2048) -> list[str]:
-    """All genes of a small panel; else the highly variable genes, else the ``n_top`` most variable."""
-    if adata.n_vars <= max_genes:
+def default_panel(adata: AnnData, X, *, var_names: Any = None, max_genes: int = 4096, n_top: int = 2048) -> list[str]:
+    """All genes of a small panel; else the highly variable genes, else the ``n_top`` most variable.
+
+    ``var_names`` names the columns of ``X`` when it is not ``adata.X`` (``adata.raw.X``): the genes of
+    ``adata.X`` (the selection the user made before scaling) are then the panel when they are few enough.
+    """
+    names = adata.var_names if var_names is None else var_names
+    if var_names is not None and not adata.var_names.equals(var_names):
+        if adata.n_vars <= max_genes and adata.var_names.isin(names).all():
+            return list(map(str, adata.var_names))
+        if "highly_variable" in adata.var and adata.var["highly_variable"].any():
+            hvg = adata.var_names[adata.var["highly_variable"].to_numpy(bool)]
+            return [str(g) for g in hvg if g in set(names)]
+    elif adata.n_vars <= max_genes:
         return list(map(str, adata.var_names))
-    if "highly_variable" in adata.var and adata.var["highly_variable"].any():
+    elif "highly_variable" in adata.var and adata.var["highly_variable"].any():
         return list(map(str, adata.var_names[adata.var["highly_variable"].to_numpy(bool)]))
+    if len(names) <= max_genes:
+        return list(map(str, names))
     if sparse.issparse(X):
         mean = np.asarray(X.mean(axis=0)).ravel()
         var = np.asarray(X.multiply(X).mean(axis=0)).ravel() - mean**2
     else:
         var = np.asarray(X).var(axis=0)
     top = np.sort(np.argsort(-var, kind="stable")[:n_top])
-    return list(map(str, adata.var_names[top]))
+    return list(map(str, names[top]))
 
 
 def init_key(adata: AnnData, use_rep: str | None) -> str:

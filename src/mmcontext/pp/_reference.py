@@ -195,6 +195,7 @@ def project_chunks(
     fill: Literal["mean", "zero"] = "mean",
     chunk_size: int = 10_000,
     what: str = "adata.X",
+    normalize: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, init)``: :func:`project` of ``X``'s rows ``start : start + chunk_size``, chunk after chunk.
 
@@ -202,9 +203,10 @@ def project_chunks(
     ``X`` of a backed AnnData (an h5py dataset or anndata's on-disk sparse dataset), so at most ``chunk_size``
     rows of expression are in memory at a time, and never densified beyond the gene panel. Each chunk is checked
     (numeric, finite) before it is projected; the first 2000 rows are checked for raw counts as
-    :func:`mmcontext.pp.prepare` does.
+    :func:`mmcontext.pp.prepare` does; with ``normalize``, they are raw counts, log-normalised chunk by chunk.
     """
-    from .._validation import check_expression_values, check_log_normalised
+    from .._validation import check_counts, check_expression_values, check_log_normalised
+    from ._source import lognormalise
 
     n_obs = X.shape[0]
     for start in range(0, n_obs, chunk_size):
@@ -212,7 +214,10 @@ def project_chunks(
         if sparse.issparse(rows) and rows.format != "csr":
             rows = rows.tocsr()
         check_expression_values(rows, what=what, start=start)
-        if start == 0:
+        if normalize:
+            check_counts(rows, what=what)
+            rows = lognormalise(rows)
+        elif start == 0:
             check_log_normalised(rows if chunk_size >= 2000 else X[:2000], what=what)
         init, _ = project(rows, var_names, space, fill=fill)
         yield start, init

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +24,7 @@ from .._validation import (
 )
 from ._calibration import label_probabilities
 from ._embed import joint_embedding, model_provenance
+from ._grounding import MARKER_WEIGHT, check_marker_weight, marker_evidence
 from ._texts import DEFAULT_TEMPLATES, label_texts, resolve_labels, subtype_map, text_embeddings
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ def annotate(
     use_rep: str | None = None,
     key_added: str = _keys.LABEL,
     calibrate: bool = True,
+    markers: Mapping[str, Sequence[str] | str] | str | bool = False,
+    marker_weight: float = MARKER_WEIGHT,
     rerank: CellTextReranker | None = None,
     top_k: int = 3,
     overwrite: bool = False,
@@ -121,6 +124,14 @@ def annotate(
         Cells whose best score is below this get ``unknown_label`` instead (default: never).
     unknown_label
         Category for cells below ``min_score``.
+    markers
+        Ground each label in its marker genes (see :func:`mmcontext.tl.query`): ``True`` the shipped table, a
+        dict or CSV path to extend it, ``False`` (default) the text scores alone. ``marker_weight`` times the
+        label's marker evidence is added to its score before calibration and smoothing. Off by default: for labels
+        the model was trained on the text scores are already sharp, and on pbmc68k_reduced the evidence lowered
+        held-out accuracy (0.871 -> 0.857); use it for candidate labels the model never saw.
+    marker_weight
+        Weight of the marker evidence, 0.05 (``mmcontext.tl._grounding.MARKER_WEIGHT``) by default.
     calibrate
         Pick labels by the model's calibrated probabilities (default; models without a calibration, e.g. trained
         with ``validation_split=0``, fall back to the highest score). ``False``: always the highest score.
@@ -156,8 +167,12 @@ def annotate(
         with a calibrated model (and ``calibrate=True``): float32 calibrated probability of the chosen label.
     ``adata.obsm[key_added + '_scores']``
         DataFrame, cells x labels, all scores.
+    ``adata.obsm[key_added + '_markers']``
+        with ``markers``: DataFrame, cells x labels, the marker evidence (mean standardised marker expression).
     ``adata.uns['mmcontext']['annotate']``
-        The labels, their texts, CL ids, subtypes, parameters and the model's provenance.
+        The labels, their texts, CL ids, subtypes, parameters and the model's provenance; with ``markers``,
+        ``markers`` holds per label the term matched, the term whose markers were used, the genes used and missing,
+        and the genes' mean standardised values in the label's 50 best cells.
 
     Examples
     --------
@@ -195,9 +210,13 @@ def annotate(
             raise ValueError("subtypes= needs the Cell Ontology; set `ontology=True`.")
         sub_map = {k: [s for s in v if s != k] for k, v in subtype_map(labels, subtypes).items()}
     extra = list(dict.fromkeys(s for v in sub_map.values() for s in v if s not in labels))
+    weight = check_marker_weight(marker_weight)
     texts = label_texts(labels + extra, templates=templates, ontology=ontology)
     cells = joint_embedding(adata, model, use_rep)
     all_scores = cells @ text_embeddings(model, texts).T
+    evidence = marker_evidence(adata, model, labels + extra, markers=markers, use_rep=use_rep) if weight else None
+    if evidence is not None:
+        all_scores = all_scores + weight * evidence.scores
     scores = all_scores[:, : len(labels)].copy()
     index = {name: i for i, name in enumerate(labels + extra)}
     for j, label in enumerate(labels):
@@ -240,6 +259,15 @@ def annotate(
     written += [(f"{key_added}_scores", "obsm")]
     written += [(f"{key_added}_probability", "obs")] if prob is not None else []
     written += [(f"{key_added}_rerank_score", "obs")] if rerank is not None else []
+    written += [(f"{key_added}_markers", "obsm")] if evidence is not None else []
+    explain = {}
+    if evidence is not None:
+        evidence.summarise(all_scores)
+        adata.obsm[f"{key_added}_markers"] = pd.DataFrame(
+            evidence.scores[:, : len(labels)], index=adata.obs_names, columns=labels
+        )
+        # keyed by position: labels may hold "/" ("CD4+/CD25 T Reg"), which h5ad reads as nested groups
+        explain = {str(j): evidence.explain[j] for j in range(len(labels))}
     record(
         adata,
         "annotate",
@@ -258,6 +286,8 @@ def annotate(
             "key_added": key_added,
             "rerank_top_k": top_k if rerank is not None else None,
             "calibration": ({k: calibration[k] for k in ("scale", "weight")} if prob is not None else None),
+            "marker_weight": weight if evidence is not None else 0.0,
+            "markers": explain,
         },
         key=key_added,
         outputs=("annotate", written),

@@ -26,6 +26,7 @@ from .._validation import (
 )
 from ..pp._prepare import init_key
 from ..pp._reference import log_missing, match_genes, project_chunks, reference_layer, space_from_model
+from ..pp._source import expression_source
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -92,6 +93,7 @@ def _plan(
     fill: str,
     chunk_size: int,
     batch_size: int | None,
+    normalize: bool = False,
 ) -> tuple[Iterator[tuple[int, np.ndarray]], dict[str, Any]]:
     """Validate what can be checked up front; return a lazy iterator of ``(start, embedding rows)`` and the params.
 
@@ -128,17 +130,18 @@ def _plan(
             f"{model.input_dim}; the saved model is inconsistent."
         )
     expr_layer = reference_layer(space, layer)
-    X, what = get_layer(adata, expr_layer)
-    if X is None:
-        raise ValueError(f"{what} is empty; pass `layer=` or an obsm key as `use_rep=`.")
-    pos = match_genes(adata.var_names, space, fill=fill)
+    if get_layer(adata, expr_layer)[0] is None:
+        raise ValueError(f"{get_layer(adata, expr_layer)[1]} is empty; pass `layer=` or an obsm key as `use_rep=`.")
+    src = expression_source(adata, expr_layer, normalize=normalize)
+    X, what = src.X, src.what
+    pos = match_genes(src.var_names, space, fill=fill)
     if getattr(X, "format", None) == "csc":
         logger.warning("%s is CSC: every chunk of rows reads all of it. Store it as CSR (`X.tocsr()`) to stream.", what)
     n_missing = int((pos < 0).sum())
     params = {
         "use_rep": "X",
         "layer": expr_layer,
-        "source": what,
+        **src.record(),
         "input_space": space.method,
         "fill": fill,
         "chunk_size": chunk_size,
@@ -147,7 +150,9 @@ def _plan(
     }
 
     def chunks() -> Iterator[tuple[int, np.ndarray]]:
-        for start, init in project_chunks(X, adata.var_names, space, fill=fill, chunk_size=chunk_size, what=what):
+        for start, init in project_chunks(
+            X, src.var_names, space, fill=fill, chunk_size=chunk_size, what=what, normalize=src.normalize
+        ):
             yield start, model.encode_cells(init, batch_size=batch_size, show_progress_bar=False)
 
     return chunks(), params
@@ -211,9 +216,12 @@ def cell_embeddings(
     layer: str | None = None,
     fill: Literal["mean", "zero"] = "mean",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    normalize: bool = False,
 ) -> np.ndarray:
     """Embed the cells of ``adata`` (see :func:`embed` for ``use_rep``), checking the input against the model."""
-    chunks, params = _plan(adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size)
+    chunks, params = _plan(
+        adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size, normalize=normalize
+    )
     emb = _collect(_progress(chunks, adata.n_obs, params), adata.n_obs, model.omics_encoder.output_dim)
     if params["use_rep"] == "X":
         log_missing(params["n_missing_genes"], params["n_genes"])
@@ -226,6 +234,7 @@ def embed(
     *,
     use_rep: str | None = None,
     layer: str | None = None,
+    normalize: bool = False,
     fill: Literal["mean", "zero"] = "mean",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     out: str | os.PathLike | None = None,
@@ -259,7 +268,11 @@ def embed(
         ``layer`` is given, else ``"X"``.
     layer
         With ``use_rep="X"``: expression layer to read instead of ``adata.X`` (default: the layer the model's
-        training data was prepared from, else ``adata.X``). Log-normalised like the training data.
+        training data was prepared from, else ``adata.X``). Log-normalised like the training data. Without it, a
+        scaled ``adata.X`` (negative values, centred genes) with log-normalised ``adata.raw`` reads ``adata.raw``.
+    normalize
+        With ``use_rep="X"``: the expression holds raw counts; each chunk is log-normalised (``normalize_total`` to
+        1e4, ``log1p``) before it is projected.
     fill
         With ``use_rep="X"``: value for model genes missing from ``adata.var_names``, as in
         :func:`mmcontext.pp.prepare` — ``"mean"`` (the training mean of that feature) or ``"zero"``.
@@ -288,8 +301,8 @@ def embed(
         float32 array, cells x embedding dimension, rows of unit length.
     ``adata.uns['mmcontext']['embed']``
         Model name/path and fingerprint, dimensions, ``use_rep`` (the obsm key, or ``"X"``); with ``"X"`` also
-        ``layer``, ``source``, ``input_space`` (``"genes"`` or ``"pca"``), ``fill``, ``chunk_size``,
-        ``n_missing_genes``.
+        ``layer``, ``source`` (the matrix read), ``used_raw``, ``normalize``, ``input_space`` (``"genes"`` or
+        ``"pca"``), ``fill``, ``chunk_size``, ``n_missing_genes``.
 
     With ``out``: ``None``; ``adata`` is unchanged and the file ``out`` holds the float32 array (cells x embedding
     dimension, unit rows, in the order of ``adata.obs_names``) — read it with ``np.load(out, mmap_mode="r")``.
@@ -329,7 +342,9 @@ def embed(
         check_writable(adata, copy=copy)
     if out is None:
         check_outputs(adata, "embed", [(key_added, "obsm")], overwrite=overwrite)
-    chunks, params = _plan(adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size)
+    chunks, params = _plan(
+        adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size, normalize=normalize
+    )
     n_obs, dim = adata.n_obs, model.omics_encoder.output_dim
     chunks = _progress(chunks, n_obs, params)
     from_x = params["use_rep"] == "X"

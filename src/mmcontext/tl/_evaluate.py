@@ -283,6 +283,12 @@ def classify_evaluate(
 
     With ``return_predictions=True``, a tuple ``(metrics, predictions)``.
 
+    Examples
+    --------
+    >>> head = mmc.tl.fit_classifier(train, model, label_key="bulk_labels")  # doctest: +SKIP
+    >>> mmc.tl.classify(test, model, head)  # doctest: +SKIP
+    >>> mmc.tl.classify_evaluate(test, label_key="bulk_labels")  # doctest: +SKIP
+
     """
     from sklearn import metrics as skm
 

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -16,6 +16,7 @@ from .._provenance import find_record, mark_outputs, record
 from .._validation import check_adata, check_model, check_number, check_outputs, check_texts, check_writable
 from ._calibration import softmax_rows
 from ._embed import joint_embedding, model_provenance
+from ._grounding import MARKER_WEIGHT, check_marker_weight, marker_evidence, write_evidence
 from ._texts import label_texts, query_texts, resolve_labels, text_embeddings
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ def query(
     key_added: str | Sequence[str] | None = None,
     expand: Literal["ontology"] | None = "ontology",
     contrast: float = 0.0,
+    markers: Mapping[str, Sequence[str] | str] | str | bool = True,
+    marker_weight: float = MARKER_WEIGHT,
     rerank: CellTextReranker | None = None,
     top_k: int = 100,
     overwrite: bool = False,
@@ -46,6 +49,13 @@ def query(
     :func:`mmcontext.pp.captions` writes captions ("monocytes" -> "A monocytes, a monocyte, a kind of
     mononuclear phagocyte and leukocyte, of the myeloid lineage."), so it reaches cells through the
     ontology's ancestors and lineage even when the cell type never appeared in a training caption.
+
+    A query that names a cell type is also grounded in genes (``markers=True``, default): its canonical marker
+    genes (:class:`mmcontext.ontology.MarkerTable`; inherited from the nearest ancestor term with markers, plus
+    the CD antigens the name spells out) are read from the cell's input expression and standardised with the
+    model's training statistics, and ``marker_weight`` times their mean is added to the score. The genes used,
+    the term they came from and the per-gene values in the best cells are written to ``uns`` and shown by
+    :func:`mmcontext.pl.markers`.
 
     Parameters
     ----------
@@ -68,6 +78,16 @@ def query(
         cosine. On pbmc68k_reduced with one type left out of training, 0.5 raised its AUROC by name from 0.73 to
         0.83 for B cells (mean over the 10 types 0.815 -> 0.852) but lowered the 12 benchmark queries of trained
         types from 0.974 to 0.967: use it to look for what the model has not seen.
+    markers
+        ``True`` (default): marker evidence from the shipped table; a dict ``{cell type or CL id: [genes]}`` or a
+        CSV path: the table extended by it; ``False``: the text score alone.
+    marker_weight
+        Weight of the marker evidence (in training standard deviations) added to the cosine score, default
+        0.05 (``mmcontext.tl._grounding.MARKER_WEIGHT``). On pbmc68k_reduced with one type left out of training, it
+        raised the mean AUROC of the left-out type by its name (``contrast=0.5``) from 0.852 to 0.926 (natural
+        killer cells 0.53 -> 0.94; every type >= 0.84), with held-out accuracy unchanged and the 12
+        benchmark queries of trained types at a mean AUROC of 0.975 (0.974 without).
+        0 switches the evidence off as ``markers=False`` does.
     key_added
         ``obs`` column name per query. Default: ``"mmc_"`` + the query lower-cased with non-alphanumeric
         runs replaced by ``_`` (``"natural killer cells"`` -> ``"mmc_natural_killer_cells"``).
@@ -88,6 +108,13 @@ def query(
 
     ``adata.obs[<key>]``
         float32 score per cell, one column per query.
+    ``adata.obs[<key> + '_markers']``
+        with ``markers``: float32 marker evidence per cell (mean standardised marker expression; the score holds
+        ``marker_weight`` times it).
+    ``adata.uns['mmcontext']['markers'][<key>]``
+        with ``markers``: the query, the CL term it matched, the term whose markers were used (``markers_from``,
+        ``inherited``), ``genes`` used and ``missing_genes``, where they were read (``read_from``), ``weight``, and
+        each gene's mean standardised value in the 50 best cells (``gene_z_top``) and in all cells (``gene_z_all``).
     ``adata.obs[<key> + '_rerank']``
         with ``rerank``: float32 cross-encoder match probability of the top-k cells, NaN for the others.
     ``adata.uns['mmcontext']['query']``
@@ -114,12 +141,17 @@ def query(
             "contrast= needs the model's training captions, kept with its calibration; this model has "
             "none (trained with validation_split=0, or saved before mmcontext stored them)."
         )
+    weight = check_marker_weight(marker_weight)
     phrasings = query_texts(queries, expand=expand)
     cells = joint_embedding(adata, model, use_rep)
     scores = cells @ text_embeddings(model, phrasings).T
     if contrast:
         known_emb = text_embeddings(model, [[c] for c in known])
         scores = scores - float(contrast) * best_similarity(cells, known_emb)[:, None]
+    evidence = marker_evidence(adata, model, queries, markers=markers, use_rep=use_rep) if weight else None
+    if evidence is not None:
+        scores = scores + weight * evidence.scores
+        evidence.summarise(scores)
     probs = None
     if rerank is not None:
         from ._rerank import rerank_scores
@@ -132,8 +164,16 @@ def query(
         queries,
         keys,
         scores,
-        {"expand": expand, "contrast": float(contrast), "rerank_top_k": top_k if rerank is not None else None},
+        {
+            "expand": expand,
+            "contrast": float(contrast),
+            "markers": evidence is not None,
+            "marker_weight": weight if evidence is not None else 0.0,
+            "rerank_top_k": top_k if rerank is not None else None,
+        },
     )
+    if evidence is not None:
+        log_added(*write_evidence(adata, keys, evidence, weight))
     if probs is not None:
         for j, key in enumerate(keys):
             adata.obs[f"{key}_rerank"] = probs[:, j].astype(np.float32)
@@ -193,6 +233,8 @@ def label_query(
     expand: Literal["ontology"] | None = "ontology",
     use_rep: str | None = None,
     key_added: str | Sequence[str] | None = None,
+    markers: Mapping[str, Sequence[str] | str] | str | bool = False,
+    marker_weight: float = MARKER_WEIGHT,
     overwrite: bool = False,
     copy: bool = False,
 ) -> AnnData | None:
@@ -227,6 +269,9 @@ def label_query(
     key_added
         ``obs`` column per query; default the names :func:`mmcontext.tl.query` uses (``"mmc_"`` + slug), so
         :func:`mmcontext.pl.query` and :func:`mmcontext.tl.evaluate` read them.
+    markers, marker_weight
+        Marker-gene evidence of each query added to its score, as in :func:`mmcontext.tl.query`; off by default
+        (on pbmc68k_reduced it changed the 12 benchmark queries' mean AUROC from 0.982 to 0.980).
     overwrite
         Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
         another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
@@ -242,6 +287,8 @@ def label_query(
     ``adata.uns['mmcontext']['query']``
         ``queries`` and ``keys`` (parallel lists, merged with earlier queries), ``method="labels"``, the labels
         and temperature, and the model's provenance.
+    ``adata.obs[<key> + '_markers']``, ``adata.uns['mmcontext']['markers'][<key>]``
+        with ``markers``: the marker evidence and its explanation, as in :func:`mmcontext.tl.query`.
 
     Examples
     --------
@@ -261,6 +308,11 @@ def label_query(
     cells = joint_embedding(adata, model, use_rep)
     prob = softmax_rows((cells @ label_emb.T) / float(temperature))
     scores = prob @ (text_embeddings(model, query_texts(queries, expand=expand)) @ label_emb.T).T
+    weight = check_marker_weight(marker_weight)
+    evidence = marker_evidence(adata, model, queries, markers=markers, use_rep=use_rep) if weight else None
+    if evidence is not None:
+        scores = scores + weight * evidence.scores
+        evidence.summarise(scores)
     adata = adata.copy() if copy else adata
     write_query_scores(
         adata,
@@ -268,6 +320,15 @@ def label_query(
         queries,
         keys,
         scores,
-        {"method": "labels", "labels": labels, "temperature": float(temperature), "expand": expand},
+        {
+            "method": "labels",
+            "labels": labels,
+            "temperature": float(temperature),
+            "expand": expand,
+            "markers": evidence is not None,
+            "marker_weight": weight if evidence is not None else 0.0,
+        },
     )
+    if evidence is not None:
+        log_added(*write_evidence(adata, keys, evidence, weight))
     return adata if copy else None

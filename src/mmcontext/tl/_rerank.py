@@ -70,6 +70,11 @@ def train_reranker(
     :func:`mmcontext.tl.query` or :func:`mmcontext.tl.annotate`. Records the parameters in
     ``adata.uns['mmcontext']['train_reranker']``.
 
+    Examples
+    --------
+    >>> reranker = mmc.tl.train_reranker(train, epochs=6)  # doctest: +SKIP
+    >>> mmc.tl.annotate(test, model, "bulk_labels", rerank=reranker, top_k=3)  # doctest: +SKIP
+
     """
     from ..models import CellTextReranker
     from ..training._reranker import fit_reranker

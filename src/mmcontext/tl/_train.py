@@ -18,6 +18,7 @@ from .._validation import check_adata, check_model, check_number, check_writable
 from ..pp._captions import caption_column
 from ..pp._prepare import init_key
 from ..training._checkpoints import checkpoint_dir, last_checkpoint, work_dir
+from ..training._device import PRECISIONS, loss_defaults, precision_args
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -66,6 +67,7 @@ def train(
     keep_best: bool = False,
     seed: int = 0,
     device: str | None = None,
+    precision: str = "auto",
     **training_args: Any,
 ) -> MMContextEncoder:
     """Align cells and their captions by contrastive training.
@@ -146,7 +148,12 @@ def train(
     seed
         Seed for the split, the initial weights, shuffling and dropout.
     device
-        Torch device; default from :attr:`mmcontext.settings.device`.
+        Torch device of a new model; default from :attr:`mmcontext.settings.device` (``"auto"``: CUDA, then MPS,
+        then CPU).
+    precision
+        ``"auto"`` (default): bf16 autocast on a CUDA device that supports it, fp16 autocast on other CUDA
+        devices, full precision elsewhere; or ``"fp32"``, ``"bf16"``, ``"fp16"`` (the last two need CUDA).
+        The weights stay float32 and the saved model is the same either way.
     **training_args
         Passed to ``SentenceTransformerTrainingArguments`` (e.g. ``warmup_ratio``, ``weight_decay``).
         Launched with ``torchrun`` / ``accelerate launch``, training is data-parallel across the processes
@@ -189,6 +196,8 @@ def train(
                 f"adata.obsm[{key!r}] has {X.shape[1]} features but the model's omics tower expects {model.input_dim}."
             )
     validation_split = check_number(validation_split, what="validation_split", low=0.0)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {list(PRECISIONS)!r}.")
     if not 0 <= validation_split < 1:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}.")
     from ..models._losses import check_loss
@@ -227,8 +236,9 @@ def train(
 
     from ..models import ArrayStore, MMContextEncoder
     from ..models._losses import loss_columns, make_loss
+    from ..training._caption_table import CaptionTable
     from ..training._keep_best import KeepBestCallback
-    from ..training._text_cache import cached_frozen_text
+    from ..training._text_cache import cached_frozen_text, frozen_text_route
     from ..training._trainer import BarOnlyProgress, MMContextTrainer
 
     rng = np.random.default_rng(seed)
@@ -270,16 +280,38 @@ def train(
         for file_store in ds_in["stores"].values():  # remembered in the model's config, re-opened after loading
             model.processor.add_store(file_store)
 
-    def dataset(idx: np.ndarray) -> Dataset:
-        refs = [model.processor.ref(TRAIN_STORE, n) for n in names[idx]]
-        return Dataset.from_dict(loss_columns(loss, refs, [str(c) for c in captions[idx]], seed=seed))
+    def columns(idx: np.ndarray, cells: list) -> dict[str, list]:
+        return loss_columns(loss, cells, [str(c) for c in captions[idx]], seed=seed)
 
-    train_ds = dataset(train_cells) if ds_in is None else ds_in["train"]
-    eval_ds = (dataset(val_cells) if n_val else None) if ds_in is None else ds_in["eval"]
+    def dataset(idx: np.ndarray) -> Dataset:
+        return Dataset.from_dict(columns(idx, [model.processor.ref(TRAIN_STORE, n) for n in names[idx]]))
+
+    # frozen text: each distinct caption is encoded once and batches are gathered by row index (same steps)
+    table = _use_caption_table(model, ds_in, pairs_ds)
+    collator = None
+    if table:
+        from ..training._caption_table import IndexCollator, caption_codes, index_columns
+
+        distinct = np.unique(np.asarray(captions[cells], dtype=object).astype(str))
+        codes, table = caption_codes(model, distinct)
+        codes = dict(zip(distinct.tolist(), codes.tolist(), strict=True))
+        train_ds = Dataset.from_dict(index_columns(columns(train_cells, train_cells.tolist()), codes))
+        eval_ds = Dataset.from_dict(index_columns(columns(val_cells, val_cells.tolist()), codes)) if n_val else None
+        eval_cols = (
+            columns(val_cells, [model.processor.ref(TRAIN_STORE, n) for n in names[val_cells]]) if n_val else None
+        )
+        collator = IndexCollator(preprocess_fn=model.preprocess, X=model.processor.stores[TRAIN_STORE].X)
+    else:
+        train_ds = dataset(train_cells) if ds_in is None else ds_in["train"]
+        eval_ds = (dataset(val_cells) if n_val else None) if ds_in is None else ds_in["eval"]
+        eval_cols = eval_ds
     steps_per_epoch = math.ceil(len(train_ds) / batch_size)
     router_mapping = ds_in["router_mapping"] if ds_in else {"cell": "omics", "caption": "text", "negative": "text"}
-    evaluator = _evaluator(eval_ds)
-    loss_fn = make_loss(loss, model, matryoshka_dims=matryoshka_dims, **(loss_kwargs or {}))
+    if collator is not None:
+        collator.router_mapping = router_mapping
+    evaluator = _evaluator(eval_cols)
+    loss_opts = {**loss_defaults(loss, str(model.device)), **(loss_kwargs or {})}
+    loss_fn = make_loss(loss, model, matryoshka_dims=matryoshka_dims, **loss_opts)
     if pairs_ds is not None:  # a second dataset and loss: text pairs train the text tower in batches of their own
         from ._text_pairs import with_text_pairs
 
@@ -315,7 +347,7 @@ def train(
             report_to="none",
             disable_tqdm=not settings.progress,
             use_cpu=str(model.device) == "cpu",
-            **training_args,
+            **{**precision_args(str(model.device), precision), **training_args},
         )
         keeper = KeepBestCallback(model, f"eval_{evaluator.primary_metric}") if keep_best and evaluator else None
         if keep_best and keeper is None:
@@ -329,13 +361,19 @@ def train(
             loss=loss_fn,
             text_learning_rate=text_learning_rate,
             callbacks=[c for c in (ds_in and ds_in["callback"], keeper) if c] or None,
+            data_collator=collator,
         )
         # log lines go to model.mmc_history (see pl.training), not stdout; the progress bar stays
         trainer.remove_callback(PrinterCallback)
         if trainer.pop_callback(ProgressCallback) is not None:
             trainer.add_callback(BarOnlyProgress)
         try:
-            with cached_frozen_text(model):
+            route = (
+                frozen_text_route(model, lambda modules: CaptionTable(modules, table))
+                if collator is not None
+                else cached_frozen_text(model)
+            )
+            with route:
                 trainer.train(resume_from_checkpoint=last)
                 if keeper is not None:
                     keeper.restore()
@@ -409,12 +447,24 @@ def _calibration(model: MMContextEncoder, evaluator, train_captions) -> dict[str
     return fit_calibration(model, evaluator.cells, evaluator.captions, train_captions)
 
 
+def _use_caption_table(model: MMContextEncoder, ds_in, pairs_ds) -> bool:
+    """Whether training reads captions from a table computed once (cells from ``adata``, the text tower frozen)."""
+    from ..training._text_cache import frozen_prefix
+
+    return ds_in is None and pairs_ds is None and bool(frozen_prefix(model))
+
+
 def _evaluator(eval_ds):
-    """Cell -> caption retrieval on the validation split (matching pairs only), or None without one."""
-    if eval_ds is None or not len(eval_ds):
+    """Cell -> caption retrieval on the validation split (matching pairs only), or None without one.
+
+    ``eval_ds``: a Dataset or a dict of columns (``cell``, ``caption``, optionally ``label``).
+    """
+    if eval_ds is None or not len(eval_ds["cell"]):
         return None
     from ..models._evaluator import CellCaptionEvaluator
 
-    if "label" in eval_ds.column_names:  # pairs: keep the matching ones
-        eval_ds = eval_ds.filter(lambda row: row["label"] == 1)
-    return CellCaptionEvaluator(eval_ds["cell"], eval_ds["caption"]) if len(eval_ds) else None
+    cells, texts = list(eval_ds["cell"]), list(eval_ds["caption"])
+    if "label" in (eval_ds.column_names if hasattr(eval_ds, "column_names") else eval_ds):  # pairs: matching ones
+        keep = [i for i, y in enumerate(eval_ds["label"]) if y == 1]
+        cells, texts = [cells[i] for i in keep], [texts[i] for i in keep]
+    return CellCaptionEvaluator(cells, texts) if cells else None

@@ -15,15 +15,12 @@ def _plain_text_route(model):
 
     Checkpoints are written and read in the layout of a saved model, so they load as one.
     """
-    try:
-        from ._text_cache import CachedTextPrefix
-    except ImportError:  # no caption cache in this build
-        yield
-        return
+    from ._text_cache import FrozenTextPrefix
+
     subs = model.router.sub_modules
     route = subs["text"]
     first = route[0] if len(route) else None
-    if not isinstance(first, CachedTextPrefix):
+    if not isinstance(first, FrozenTextPrefix):
         yield
         return
     subs["text"] = torch.nn.Sequential(*first.inner, *list(route)[1:])
