@@ -32,6 +32,13 @@ class MMContextKeyError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
+class StaleIndexError(ValueError):
+    """A saved cell index does not match what it is used with: other cells, another model or another embedding key.
+
+    The message names each difference and how to rebuild the index (:func:`mmcontext.tl.build_index`).
+    """
+
+
 def _closest(key: str, options: Iterable[str]) -> str:
     options = [str(o) for o in options]
     close = difflib.get_close_matches(key, options, n=3, cutoff=0.5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,18 +27,10 @@ if TYPE_CHECKING:
 DEFAULT_CHUNK_SIZE = 10_000
 
 
-def model_fingerprint(model: MMContextEncoder) -> str:
-    """A short content hash of the omics tower's weights and config: same hash, same cell embeddings."""
-    h = hashlib.sha256()
-    h.update(repr(sorted(model.omics_encoder.get_config_dict().items())).encode())
-    for name, tensor in sorted(model.omics_encoder.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().float().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def model_provenance(model: MMContextEncoder) -> dict:
     """What identifies ``model`` in ``uns['mmcontext']``: name or path, fingerprint, dimensions."""
+    from ..models import model_fingerprint
+
     return {
         "model": str(getattr(model, "mmc_source", "in-memory")),
         "model_fingerprint": model_fingerprint(model),
@@ -336,6 +327,8 @@ def embed(
 
 def joint_embedding(adata: AnnData, model: MMContextEncoder, use_rep: str | None = None) -> np.ndarray:
     """Return the joint embedding of ``adata``'s cells: ``obsm['X_mmc']`` when this model wrote it, else computed."""
+    from ..models import model_fingerprint
+
     prov = adata.uns.get(_keys.UNS, {}).get("embed", {})
     key = prov.get("key_added", _keys.X_MMC)
     if use_rep is None and key in adata.obsm and prov.get("model_fingerprint") == model_fingerprint(model):
