@@ -13,9 +13,18 @@ from .. import _keys
 from .._logging import log_added, logger
 from .._provenance import record, text_fingerprint
 from .._settings import settings
-from .._validation import check_adata, check_key_added, check_model, check_writable, get_layer, get_obsm
+from .._validation import (
+    check_adata,
+    check_key_added,
+    check_model,
+    check_writable,
+    get_layer,
+    get_obsm,
+)
 from ..pp._prepare import init_key
 from ..pp._reference import log_missing, match_genes, project_chunks, reference_layer, space_from_model
+from ._distributed import computed_blocks, lazy_embedding
+from ._topk import is_dask
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -47,6 +56,16 @@ def _check_chunk_size(chunk_size: Any) -> int:
     return int(chunk_size)
 
 
+def _check_input_dim(X: Any, source: str, model: MMContextEncoder) -> None:
+    if X.shape[1] != model.input_dim:
+        space = model.omics_encoder.input_space
+        raise ValueError(
+            f"adata.obsm[{source!r}] has {X.shape[1]} features but the model's omics tower expects "
+            f"{model.input_dim}{f' (trained on {space})' if space else ''}. Prepare the data in the model's input "
+            "space, e.g. `mmc.pp.prepare(adata, reference=model)`, or pass the matching `use_rep=`."
+        )
+
+
 def _source(adata: AnnData, model: MMContextEncoder, use_rep: str | None, layer: str | None) -> str:
     """``"X"`` (rebuild the model's input space from expression) or the ``obsm`` key of the initial embedding."""
     if use_rep == "X":
@@ -74,28 +93,31 @@ def _plan(
     fill: str,
     chunk_size: int,
     batch_size: int | None,
-) -> tuple[Iterator[tuple[int, np.ndarray]], dict[str, Any]]:
-    """Validate what can be checked up front; return a lazy iterator of ``(start, embedding rows)`` and the params.
+) -> tuple[Iterator[tuple[int, np.ndarray]], dict[str, Any], Any]:
+    """Validate what can be checked up front; return the chunks, the params and the lazy dask result (or None).
+
+    The chunks are a lazy iterator of ``(start, embedding rows)``; for a dask input the third item is the lazy
+    dask array of the embedding, and the iterator computes its blocks.
 
     Nothing beyond what the checks need is read until the iterator runs.
     """
     batch_size = batch_size or settings.batch_size
     chunk_size = _check_chunk_size(chunk_size)
     source = _source(adata, model, use_rep, layer)
+    if source != "X" and is_dask(adata.obsm.get(source) if source in adata.obsm else None):
+        X = adata.obsm[source]
+        what = f"adata.obsm[{source!r}]"
+        _check_input_dim(X, source, model)
+        lazy = lazy_embedding(X, model, batch_size=batch_size, what=what)
+        return computed_blocks(lazy), {"use_rep": source, "dask": True}, lazy
     if source != "X":
         X = get_obsm(adata, source, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
-        if X.shape[1] != model.input_dim:
-            space = model.omics_encoder.input_space
-            raise ValueError(
-                f"adata.obsm[{source!r}] has {X.shape[1]} features but the model's omics tower expects "
-                f"{model.input_dim}{f' (trained on {space})' if space else ''}. Prepare the data in the model's input "
-                "space, e.g. `mmc.pp.prepare(adata, reference=model)`, or pass the matching `use_rep=`."
-            )
+        _check_input_dim(X, source, model)
 
         def whole() -> Iterator[tuple[int, np.ndarray]]:
             yield 0, model.encode_cells(X, batch_size=batch_size)
 
-        return whole(), {"use_rep": source}
+        return whole(), {"use_rep": source}, None
 
     space = space_from_model(model)
     if space is None:
@@ -117,6 +139,16 @@ def _plan(
     if getattr(X, "format", None) == "csc":
         logger.warning("%s is CSC: every chunk of rows reads all of it. Store it as CSR (`X.tocsr()`) to stream.", what)
     n_missing = int((pos < 0).sum())
+    if is_dask(X):
+        from .._validation import check_log_normalised
+
+        check_log_normalised(X[:2000].compute(), what=what)
+        lazy = lazy_embedding(
+            X, model, batch_size=batch_size, what=what, space=space, var_names=adata.var_names, fill=fill
+        )
+        params = {"use_rep": "X", "layer": expr_layer, "source": what, "input_space": space.method, "fill": fill}
+        params.update(n_missing_genes=n_missing, n_genes=len(space.genes), dask=True)
+        return computed_blocks(lazy), params, lazy
     params = {
         "use_rep": "X",
         "layer": expr_layer,
@@ -132,7 +164,7 @@ def _plan(
         for start, init in project_chunks(X, adata.var_names, space, fill=fill, chunk_size=chunk_size, what=what):
             yield start, model.encode_cells(init, batch_size=batch_size, show_progress_bar=False)
 
-    return chunks(), params
+    return chunks(), params, None
 
 
 def _progress(chunks: Iterator[tuple[int, np.ndarray]], n_obs: int, params: dict) -> Iterator[tuple[int, np.ndarray]]:
@@ -195,7 +227,9 @@ def cell_embeddings(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> np.ndarray:
     """Embed the cells of ``adata`` (see :func:`embed` for ``use_rep``), checking the input against the model."""
-    chunks, params = _plan(adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size)
+    chunks, params, _ = _plan(
+        adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size
+    )
     emb = _collect(_progress(chunks, adata.n_obs, params), adata.n_obs, model.omics_encoder.output_dim)
     if params["use_rep"] == "X":
         log_missing(params["n_missing_genes"], params["n_genes"])
@@ -305,7 +339,9 @@ def embed(
         )
     else:
         check_writable(adata, copy=copy)
-    chunks, params = _plan(adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size)
+    chunks, params, lazy = _plan(
+        adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size
+    )
     n_obs, dim = adata.n_obs, model.omics_encoder.output_dim
     chunks = _progress(chunks, n_obs, params)
     from_x = params["use_rep"] == "X"
@@ -315,7 +351,7 @@ def embed(
             log_missing(params["n_missing_genes"], params["n_genes"])
         logger.info("wrote %s (%d cells x %d, float32)", out, n_obs, dim)
         return None
-    emb = _collect(chunks, n_obs, dim)
+    emb = lazy if lazy is not None else _collect(chunks, n_obs, dim)  # a dask input stays lazy in obsm
     adata = adata.copy() if copy else adata
     adata.obsm[key_added] = emb
     record(adata, "embed", {**model_provenance(model), **params, "key_added": key_added})
