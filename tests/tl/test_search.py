@@ -9,9 +9,10 @@ import pytest
 from conftest import make_adata
 
 import mmcontext as mmc
-from mmcontext._validation import MMContextKeyError, StaleIndexError, adata_digest
+from mmcontext._errors import StaleIndexError
+from mmcontext._validation import MMContextKeyError, adata_digest
 from mmcontext.tl import _search
-from mmcontext.tl._query import query_texts, text_embeddings
+from mmcontext.tl._texts import query_texts, text_embeddings
 
 QUERIES = ["B cells", "natural killer cells", "a monocyte from blood"]
 

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 #: ``obsm`` key of the UMAP of the joint embedding.
-MMC_UMAP = "X_mmc_umap"
 
 
 def embedding(
@@ -22,7 +21,7 @@ def embedding(
     color: str | Sequence[str] | None = None,
     *,
     rep: str = _keys.X_MMC,
-    basis: str = MMC_UMAP,
+    basis: str = _keys.MMC_UMAP,
     ax: Axes | None = None,
     show: bool | None = None,
     return_fig: bool = False,

@@ -1,11 +1,12 @@
-"""Tools: train, embed, query, annotate and evaluate."""
+"""Tools: train, embed, query, search, annotate and evaluate."""
 
-from ._annotate import annotate, label_query
-from ._classify import classify, classify_evaluate, fit_classifier, train_reranker
+from ._annotate import annotate
+from ._classify import classify, classify_evaluate, fit_classifier
 from ._embed import embed
 from ._evaluate import evaluate
 from ._index import build_index, load_index
-from ._query import query
+from ._query import label_query, query
+from ._rerank import train_reranker
 from ._search import search, search_cells
 from ._train import train
 

@@ -21,10 +21,10 @@ from .._validation import (
     get_layer,
     get_obsm,
 )
+from ..data._topk import is_dask
 from ..pp._prepare import init_key
 from ..pp._reference import log_missing, match_genes, project_chunks, reference_layer, space_from_model
 from ._distributed import computed_blocks, lazy_embedding
-from ._topk import is_dask
 
 if TYPE_CHECKING:
     from anndata import AnnData

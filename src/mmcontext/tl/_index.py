@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .. import _keys
+from .._errors import StaleIndexError
 from .._io import atomic_dir
 from .._logging import log_added, logger
 from .._provenance import record, versions
-from .._validation import MMContextKeyError, StaleIndexError, _closest, check_adata, check_key_added, check_model
-from ._ann import BACKENDS
-from ._topk import is_dask
+from .._validation import MMContextKeyError, _closest, check_adata, check_key_added, check_model
+from ..data._ann import BACKENDS
+from ..data._topk import is_dask
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -42,7 +43,7 @@ class CellIndex:
     Built by :func:`build_index`, reloaded by :func:`load_index`, searched by :func:`mmcontext.tl.search`. It
     records which cells it covers (their number and a hash of ``obs_names`` in order), which ``obsm`` key it was
     built from and the fingerprint of the model that embedded them; :meth:`check` refuses other cells, another
-    key or another model with a :class:`~mmcontext._validation.StaleIndexError` naming what differs.
+    key or another model with a :class:`~mmcontext._errors.StaleIndexError` naming what differs.
     """
 
     method: str
@@ -85,7 +86,7 @@ class CellIndex:
         return self.path
 
     def check(self, adata: AnnData, *, key: str | None = None, model_fingerprint: str | None = None) -> None:
-        """Raise :class:`~mmcontext._validation.StaleIndexError` if the index does not fit ``adata``.
+        """Raise :class:`~mmcontext._errors.StaleIndexError` if the index does not fit ``adata``.
 
         That is: it covers other cells (or another order), was built from another ``obsm`` key than ``key``, or
         from the embedding of another model than ``model_fingerprint``.

@@ -11,19 +11,19 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._errors import StaleIndexError
 from .._logging import logger
 from .._provenance import record
 from .._validation import (
     MMContextKeyError,
-    StaleIndexError,
     _closest,
     check_adata,
     check_key_added,
     check_model,
     check_texts,
 )
+from ..data._topk import DEFAULT_CHUNK_SIZE, top_k
 from ._index import CellIndex, embedding_fingerprint, get_vectors, load_index
-from ._topk import DEFAULT_CHUNK_SIZE, top_k
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -237,7 +237,7 @@ def search(
 
     """
     from ._embed import model_provenance
-    from ._query import query_texts, text_embeddings
+    from ._texts import query_texts, text_embeddings
 
     check_adata(adata)
     check_model(model)
