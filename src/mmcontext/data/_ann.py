@@ -142,7 +142,7 @@ class Usearch(Backend):
 
     @classmethod
     def defaults(cls, n: int, dim: int) -> dict[str, Any]:
-        return {"connectivity": 16, "expansion_add": 128, "expansion_search": 128, "dtype": "f32"}
+        return {"connectivity": 16, "expansion_add": 128, "expansion_search": 256, "dtype": "f32"}
 
     def _new(self) -> Any:
         usearch = _require("usearch.index", self.method)
@@ -185,7 +185,7 @@ class Hnswlib(Backend):
 
     @classmethod
     def defaults(cls, n: int, dim: int) -> dict[str, Any]:
-        return {"M": 16, "ef_construction": 128, "ef": 128}
+        return {"M": 16, "ef_construction": 128, "ef": 256}
 
     def build(self, vectors: Any, n: int) -> None:
         hnswlib = _require("hnswlib", self.method)
