@@ -165,6 +165,20 @@ def _describe_filter(obs_filter: Any, mask: np.ndarray | None) -> Any:
     return f"boolean mask ({int(mask.sum())} cells)"
 
 
+def _common_params(
+    adata: AnnData, k: int, method: str, index: CellIndex | None, use_rep: str, obs_filter: Any, mask: Any
+) -> dict[str, Any]:
+    """What both searches record: ``k``, ``method``, ``index``, ``use_rep``, ``obs_filter``, ``n_searched``."""
+    return {
+        "k": k,
+        "method": method,
+        "index": str(index.path) if index is not None and index.path else None,
+        "use_rep": use_rep,
+        "obs_filter": _describe_filter(obs_filter, mask),
+        "n_searched": int(mask.sum()) if mask is not None else adata.n_obs,
+    }
+
+
 def _record(adata: AnnData, key_added: str, params: dict[str, Any], n_rows: int) -> None:
     if adata.is_view:
         logger.info("adata is a view: the search parameters are not recorded")
@@ -265,12 +279,7 @@ def search(
     params = {
         **prov,
         "queries": queries,
-        "k": k,
-        "method": method,
-        "index": str(index.path) if index is not None and index.path else None,
-        "use_rep": use_rep,
-        "obs_filter": _describe_filter(obs_filter, mask),
-        "n_searched": int(mask.sum()) if mask is not None else adata.n_obs,
+        **_common_params(adata, k, method, index, use_rep, obs_filter, mask),
         "expand": expand,
     }
     _record(adata, key_added, params, len(hits))
@@ -373,12 +382,7 @@ def search_cells(
         "n_query_cells": len(pos),
         "combine": combine,
         "exclude_query": exclude_query,
-        "k": k,
-        "method": method,
-        "index": str(index.path) if index is not None and index.path else None,
-        "use_rep": use_rep,
-        "obs_filter": _describe_filter(obs_filter, mask),
-        "n_searched": int(mask.sum()) if mask is not None else adata.n_obs,
+        **_common_params(adata, k, method, index, use_rep, obs_filter, mask),
         "model_fingerprint": embedding_fingerprint(adata, use_rep),
     }
     _record(adata, key_added, params, len(hits))
