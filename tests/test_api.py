@@ -11,7 +11,7 @@ import pytest
 import mmcontext as mmc
 
 # functions whose subject is not an AnnData: a model, a results table, a dataset, an ortholog table
-NOT_ANNDATA = {mmc.pl.training, mmc.pl.evaluate, mmc.pp.resample_negatives, mmc.pp.ortholog_map}
+NOT_ANNDATA = {mmc.pl.training, mmc.pl.evaluate, mmc.pp.resample_negatives, mmc.pp.ortholog_map, mmc.tl.load_index}
 PUBLIC = [getattr(ns, name) for ns in (mmc.pp, mmc.tl, mmc.pl) for name in ns.__all__]
 #: Functions that write into an AnnData, found by their ``copy`` parameter (the scanpy contract), not listed by hand.
 WRITERS = [f for f in PUBLIC if "copy" in inspect.signature(f).parameters]

@@ -13,3 +13,10 @@ class MMContextKeyError(KeyError, ValueError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class StaleIndexError(ValueError):
+    """A saved cell index does not match what it is used with: other cells, another model or another embedding key.
+
+    The message names each difference and how to rebuild the index (:func:`mmcontext.tl.build_index`).
+    """

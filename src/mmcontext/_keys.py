@@ -18,6 +18,10 @@ X_MMC = "X_mmc"
 CAPTION = "mmc_caption"
 #: ``obs`` column prefix of query scores written by :func:`mmcontext.tl.query`.
 QUERY_PREFIX = "mmc_"
+#: ``uns['mmcontext']`` record of :func:`mmcontext.tl.search` (its ``key_added``).
+SEARCH = "mmc_search"
+#: ``uns['mmcontext']`` record of :func:`mmcontext.tl.search_cells` (its ``key_added``).
+SEARCH_CELLS = "mmc_search_cells"
 #: ``obs`` columns of zero-shot labels written by :func:`mmcontext.tl.annotate`.
 LABEL = "mmc_label"
 #: ``obsm`` key of the cell x label score matrix written by :func:`mmcontext.tl.annotate`.

@@ -9,6 +9,7 @@ from ..pp._store import write_store
 from ._classifier import ClassifierHead
 from ._encoder import MMContextEncoder, load
 from ._evaluator import CellCaptionEvaluator
+from ._fingerprint import model_fingerprint
 from ._io import save_model
 from ._losses import LOSSES, CaptionAwareMNRLoss, CLIPLoss, TextPairMNRLoss, make_loss
 from ._omics import OmicsEncoder
@@ -33,6 +34,7 @@ __all__ = [
     "TextPairMNRLoss",
     "load",
     "make_loss",
+    "model_fingerprint",
     "open_store",
     "save_model",
     "write_store",

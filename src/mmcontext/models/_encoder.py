@@ -229,8 +229,6 @@ class MMContextEncoder(SentenceTransformer):
         float32 array of shape ``(n_cells, embedding_dim)``; rows are unit length when ``normalize``.
 
         """
-        from tqdm.auto import tqdm
-
         from .._settings import settings
         from .._validation import as_float_matrix, check_dim
 
@@ -239,24 +237,10 @@ class MMContextEncoder(SentenceTransformer):
         was_training = self.training
         self.eval()
         try:
-            omics = self.omics_encoder
-            out = np.empty((X.shape[0], omics.output_dim), dtype=np.float32)
             show = settings.progress if show_progress_bar is None else show_progress_bar
-            starts = range(0, X.shape[0], batch_size)
-            for start in tqdm(starts, desc="Embedding cells", disable=not show or len(starts) < 2):
-                rows = X[start : start + batch_size]
-                # Pad every chunk to a multiple of 64 rows: matrix kernels then treat each row alike, so a
-                # cell's embedding is bit-identical whatever the batch size or the other cells in its batch.
-                padded = np.zeros((-(-len(rows) // 64) * 64, X.shape[1]), dtype=np.float32)
-                padded[: len(rows)] = rows
-                chunk = torch.from_numpy(padded).to(self.device)
-                emb = omics({"input_values": chunk})["sentence_embedding"][: len(rows)]
-                if normalize:
-                    emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-                out[start : start + len(rows)] = emb.float().cpu().numpy()
+            return encode_omics(self.omics_encoder, X, batch_size=batch_size, normalize=normalize, progress=show)
         finally:
             self.train(was_training)
-        return out
 
     def save(self, path: str, *args, **kwargs) -> None:
         """``SentenceTransformer.save`` (and so ``save_pretrained``), written atomically.
@@ -304,6 +288,33 @@ class MMContextEncoder(SentenceTransformer):
             show_progress_bar=show and len(texts) > batch_size,
             **kwargs,
         ).astype(np.float32)
+
+
+@torch.inference_mode()
+def encode_omics(
+    omics: OmicsEncoder, X: np.ndarray, *, batch_size: int = 1024, normalize: bool = True, progress: bool = False
+) -> np.ndarray:
+    """The omics tower's forward over a float32 matrix of initial embeddings, in batches (``omics`` in eval mode).
+
+    What :meth:`MMContextEncoder.encode_cells` runs, and what each block of a dask array runs on a worker (only
+    the omics tower travels there). Every batch is padded to a multiple of 64 rows: matrix kernels then treat each
+    row alike, so a cell's embedding is bit-identical whatever the batch size or the other cells in its batch.
+    """
+    from tqdm.auto import tqdm
+
+    X = np.asarray(X, dtype=np.float32)
+    out = np.empty((X.shape[0], omics.output_dim), dtype=np.float32)
+    starts = range(0, X.shape[0], batch_size)
+    device = next(omics.parameters()).device
+    for start in tqdm(starts, desc="Embedding cells", disable=not progress or len(starts) < 2):
+        rows = X[start : start + batch_size]
+        padded = np.zeros((-(-len(rows) // 64) * 64, X.shape[1]), dtype=np.float32)
+        padded[: len(rows)] = rows
+        emb = omics({"input_values": torch.from_numpy(padded).to(device)})["sentence_embedding"][: len(rows)]
+        if normalize:
+            emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+        out[start : start + len(rows)] = emb.float().cpu().numpy()
+    return out
 
 
 class UntrustedModelError(ValueError):

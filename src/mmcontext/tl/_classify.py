@@ -37,7 +37,8 @@ def _features(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Cell features: the joint embedding (or ``obsm[use_rep]`` without a model), plus text embeddings."""
     if model is not None:
-        from ._embed import joint_embedding, model_fingerprint
+        from ..models import model_fingerprint
+        from ._embed import joint_embedding
 
         X = joint_embedding(adata, model, use_rep)
         spec: dict[str, Any] = {"source": "joint", "use_rep": use_rep, "model_fingerprint": model_fingerprint(model)}

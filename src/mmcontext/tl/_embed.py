@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +23,11 @@ from .._validation import (
     get_layer,
     get_obsm,
 )
+from ..data._topk import is_dask
 from ..pp._prepare import init_key
 from ..pp._reference import log_missing, match_genes, project_chunks, reference_layer, space_from_model
 from ..pp._source import expression_source
+from ._distributed import computed_blocks, lazy_embedding
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -38,18 +39,10 @@ if TYPE_CHECKING:
 DEFAULT_CHUNK_SIZE = 10_000
 
 
-def model_fingerprint(model: MMContextEncoder) -> str:
-    """A short content hash of the omics tower's weights and config: same hash, same cell embeddings."""
-    h = hashlib.sha256()
-    h.update(repr(sorted(model.omics_encoder.get_config_dict().items())).encode())
-    for name, tensor in sorted(model.omics_encoder.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().float().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def model_provenance(model: MMContextEncoder) -> dict:
     """What identifies ``model`` in ``uns['mmcontext']``: name or path, fingerprint, dimensions."""
+    from ..models import model_fingerprint
+
     return {
         "model": _model_attrs.source(model),
         "model_fingerprint": model_fingerprint(model),
@@ -64,6 +57,16 @@ def _check_chunk_size(chunk_size: Any) -> int:
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer (cells read at a time), got {chunk_size!r}.")
     return int(chunk_size)
+
+
+def _check_input_dim(X: Any, source: str, model: MMContextEncoder) -> None:
+    if X.shape[1] != model.input_dim:
+        space = model.omics_encoder.input_space
+        raise ValueError(
+            f"adata.obsm[{source!r}] has {X.shape[1]} features but the model's omics tower expects "
+            f"{model.input_dim}{f' (trained on {space})' if space else ''}. Prepare the data in the model's input "
+            "space, e.g. `mmc.pp.prepare(adata, reference=model)`, or pass the matching `use_rep=`."
+        )
 
 
 def _source(adata: AnnData, model: MMContextEncoder, use_rep: str | None, layer: str | None) -> str:
@@ -94,28 +97,31 @@ def _plan(
     chunk_size: int,
     batch_size: int | None,
     normalize: bool = False,
-) -> tuple[Iterator[tuple[int, np.ndarray]], dict[str, Any]]:
-    """Validate what can be checked up front; return a lazy iterator of ``(start, embedding rows)`` and the params.
+) -> tuple[Iterator[tuple[int, np.ndarray]], dict[str, Any], Any]:
+    """Validate what can be checked up front; return the chunks, the params and the lazy dask result (or None).
+
+    The chunks are a lazy iterator of ``(start, embedding rows)``; for a dask input the third item is the lazy
+    dask array of the embedding, and the iterator computes its blocks.
 
     Nothing beyond what the checks need is read until the iterator runs.
     """
     batch_size = batch_size or settings.batch_size
     chunk_size = _check_chunk_size(chunk_size)
     source = _source(adata, model, use_rep, layer)
+    if source != "X" and is_dask(adata.obsm.get(source) if source in adata.obsm else None):
+        X = adata.obsm[source]
+        what = f"adata.obsm[{source!r}]"
+        _check_input_dim(X, source, model)
+        lazy = lazy_embedding(X, model, batch_size=batch_size, what=what)
+        return computed_blocks(lazy), {"use_rep": source, "dask": True}, lazy
     if source != "X":
         X = get_obsm(adata, source, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
-        if X.shape[1] != model.input_dim:
-            space = model.omics_encoder.input_space
-            raise ValueError(
-                f"adata.obsm[{source!r}] has {X.shape[1]} features but the model's omics tower expects "
-                f"{model.input_dim}{f' (trained on {space})' if space else ''}. Prepare the data in the model's input "
-                "space, e.g. `mmc.pp.prepare(adata, reference=model)`, or pass the matching `use_rep=`."
-            )
+        _check_input_dim(X, source, model)
 
         def whole() -> Iterator[tuple[int, np.ndarray]]:
             yield 0, model.encode_cells(X, batch_size=batch_size)
 
-        return whole(), {"use_rep": source}
+        return whole(), {"use_rep": source}, None
 
     space = space_from_model(model)
     if space is None:
@@ -138,6 +144,16 @@ def _plan(
     if getattr(X, "format", None) == "csc":
         logger.warning("%s is CSC: every chunk of rows reads all of it. Store it as CSR (`X.tocsr()`) to stream.", what)
     n_missing = int((pos < 0).sum())
+    if is_dask(X):
+        from .._validation import check_log_normalised
+
+        check_log_normalised(X[:2000].compute(), what=what)
+        lazy = lazy_embedding(
+            X, model, batch_size=batch_size, what=what, space=space, var_names=src.var_names, fill=fill
+        )
+        params = {"use_rep": "X", "layer": expr_layer, "source": what, "input_space": space.method, "fill": fill}
+        params.update(n_missing_genes=n_missing, n_genes=len(space.genes), dask=True)
+        return computed_blocks(lazy), params, lazy
     params = {
         "use_rep": "X",
         "layer": expr_layer,
@@ -155,7 +171,7 @@ def _plan(
         ):
             yield start, model.encode_cells(init, batch_size=batch_size, show_progress_bar=False)
 
-    return chunks(), params
+    return chunks(), params, None
 
 
 def _progress(chunks: Iterator[tuple[int, np.ndarray]], n_obs: int, params: dict) -> Iterator[tuple[int, np.ndarray]]:
@@ -219,7 +235,7 @@ def cell_embeddings(
     normalize: bool = False,
 ) -> np.ndarray:
     """Embed the cells of ``adata`` (see :func:`embed` for ``use_rep``), checking the input against the model."""
-    chunks, params = _plan(
+    chunks, params, _ = _plan(
         adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size, normalize=normalize
     )
     emb = _collect(_progress(chunks, adata.n_obs, params), adata.n_obs, model.omics_encoder.output_dim)
@@ -342,7 +358,7 @@ def embed(
         check_writable(adata, copy=copy)
     if out is None:
         check_outputs(adata, "embed", [(key_added, "obsm")], overwrite=overwrite)
-    chunks, params = _plan(
+    chunks, params, lazy = _plan(
         adata, model, use_rep, layer=layer, fill=fill, chunk_size=chunk_size, batch_size=batch_size, normalize=normalize
     )
     n_obs, dim = adata.n_obs, model.omics_encoder.output_dim
@@ -354,7 +370,7 @@ def embed(
             log_missing(params["n_missing_genes"], params["n_genes"])
         logger.info("wrote %s (%d cells x %d, float32)", out, n_obs, dim)
         return None
-    emb = _collect(chunks, n_obs, dim)
+    emb = lazy if lazy is not None else _collect(chunks, n_obs, dim)  # a dask input stays lazy in obsm
     adata = adata.copy() if copy else adata
     adata.obsm[key_added] = emb
     record(
@@ -372,6 +388,8 @@ def embed(
 
 def joint_embedding(adata: AnnData, model: MMContextEncoder, use_rep: str | None = None) -> np.ndarray:
     """Return the joint embedding of ``adata``'s cells: ``obsm['X_mmc']`` when this model wrote it, else computed."""
+    from ..models import model_fingerprint
+
     prov = find_record(adata, "embed")
     key = prov.get("key_added", _keys.X_MMC)
     if use_rep is None and key in adata.obsm and prov.get("model_fingerprint") == model_fingerprint(model):

@@ -144,10 +144,11 @@ def query(
     weight = check_marker_weight(marker_weight)
     phrasings = query_texts(queries, expand=expand)
     cells = joint_embedding(adata, model, use_rep)
-    scores = cells @ text_embeddings(model, phrasings).T
+    # queries x cells, C-ordered: each query's scores are contiguous and become its obs column without a copy
+    scores = (text_embeddings(model, phrasings) @ cells.T).T
     if contrast:
         known_emb = text_embeddings(model, [[c] for c in known])
-        scores = scores - float(contrast) * best_similarity(cells, known_emb)[:, None]
+        scores -= float(contrast) * best_similarity(cells, known_emb)[:, None]
     evidence = marker_evidence(adata, model, queries, markers=markers, use_rep=use_rep) if weight else None
     if evidence is not None:
         scores = scores + weight * evidence.scores
@@ -206,9 +207,17 @@ def query_keys(queries: list[str], key_added: str | Sequence[str] | None) -> lis
 def write_query_scores(
     adata: AnnData, model: MMContextEncoder, queries: list[str], keys: list[str], scores: np.ndarray, params: dict
 ) -> None:
-    """Write one float32 ``obs`` column per query and merge them into ``uns['mmcontext']['query']``."""
-    for j, key in enumerate(keys):
-        adata.obs[key] = scores[:, j].astype(np.float32)
+    """Write one float32 ``obs`` column per query and merge them into ``uns['mmcontext']['query']``.
+
+    ``scores`` is cells x queries; all columns join ``obs`` at once (one block; no copy when ``scores`` is the
+    transpose of a C-ordered float32 queries x cells array), replacing earlier columns of the same names.
+    """
+    import pandas as pd
+
+    by_query = np.ascontiguousarray(np.asarray(scores).T, dtype=np.float32)
+    new = pd.DataFrame(by_query.T, index=adata.obs.index, columns=keys, copy=False)
+    kept = adata.obs.loc[:, ~adata.obs.columns.isin(keys)] if adata.obs.columns.isin(keys).any() else adata.obs
+    adata.obs = pd.concat([kept, new], axis=1, copy=False)
     previous = find_record(adata, "query")
     known = dict(zip(list(previous.get("keys", [])), list(previous.get("queries", [])), strict=False))
     known.update(zip(keys, queries, strict=True))
