@@ -4,6 +4,7 @@ from ._classifier import ClassifierHead
 from ._encoder import MMContextEncoder, load
 from ._evaluator import CellCaptionEvaluator
 from ._io import save_model
+from ._locate import ModelNotFoundError
 from ._losses import LOSSES, CaptionAwareMNRLoss, CLIPLoss, TextPairMNRLoss, make_loss
 from ._omics import OmicsEncoder
 from ._processor import ArrayStore, MMContextProcessor
@@ -23,6 +24,7 @@ __all__ = [
     "EmbeddingStore",
     "MMContextEncoder",
     "MMContextProcessor",
+    "ModelNotFoundError",
     "OmicsEncoder",
     "StoreIntegrityError",
     "TextPairMNRLoss",
