@@ -64,7 +64,7 @@ def _cached_on_hub(name: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
 
         return isinstance(try_to_load_from_cache(name, "modules.json"), str)
-    except Exception:  # noqa: BLE001 - an unusable cache means "not cached"
+    except Exception:  # an unusable cache means "not cached"
         return False
 
 
