@@ -1,6 +1,6 @@
 """Tools: train, embed, query, annotate and evaluate."""
 
-from ._annotate import annotate, label_query
+from ._annotate import annotate, label_query, label_scores
 from ._classify import classify, classify_evaluate, fit_classifier, train_reranker
 from ._embed import embed
 from ._evaluate import evaluate
@@ -15,6 +15,7 @@ __all__ = [
     "evaluate",
     "fit_classifier",
     "label_query",
+    "label_scores",
     "query",
     "train",
     "train_reranker",

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._frames import read_frame, write_frame
 from .._logging import log_added, logger
 from .._provenance import record
 from .._validation import check_adata, check_writable, get_obs_column, get_obsm
@@ -297,7 +298,8 @@ def classify(
     ``adata.obs[key_added + '_score']``
         float32 probability of the predicted label (classification only).
     ``adata.obsm[key_added + '_probs']``
-        DataFrame, cells x classes, probabilities (classification and multilabel).
+        DataFrame, cells x classes, probabilities (classification and multilabel); h5ad-safe column names ('/'
+        becomes '_'), the class names as given in ``adata.uns['mmcontext']['columns'][key_added + '_probs']``.
     ``adata.uns['mmcontext']['classify']``
         The head's task, classes and features, ``key_added``, the model's provenance.
 
@@ -338,7 +340,6 @@ def classify(
     if head.task == "regression":
         adata.obs[key_added] = out.astype(np.float32)
     else:
-        probs = pd.DataFrame(out, index=adata.obs_names, columns=head.classes)
         if head.task == "classification":
             best = out.argmax(axis=1)
             adata.obs[key_added] = pd.Categorical.from_codes(best, categories=head.classes)
@@ -349,7 +350,7 @@ def classify(
             names = np.asarray(head.classes, dtype=object)
             joined = [sep.join(names[row >= threshold]) for row in out]
             adata.obs[key_added] = pd.Categorical(joined)
-        adata.obsm[f"{key_added}_probs"] = probs
+        write_frame(adata, f"{key_added}_probs", out, head.classes)  # h5-safe names, originals in uns
         written.append((f"{key_added}_probs", "obsm"))
     prov = {}
     if model is not None:
@@ -426,7 +427,7 @@ def classify_evaluate(
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
     pred_col = get_obs_column(adata, key_added)
     probs_key = f"{key_added}_probs"
-    probs = adata.obsm[probs_key] if probs_key in adata.obsm else None
+    probs = read_frame(adata, probs_key) if probs_key in adata.obsm else None  # the class names as given
     if task != "regression" and probs is None:
         raise KeyError(
             f"adata.obsm[{probs_key!r}] not found; run `mmc.tl.classify(..., key_added={key_added!r})` first."

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._frames import read_frame
 from .._validation import MMContextKeyError, check_adata, get_obs_column, get_obsm
 
 if TYPE_CHECKING:
@@ -62,9 +63,9 @@ def _label_scores(adata: AnnData, truth: np.ndarray, scores_key: str) -> list[tu
     """Per-label AUROC and cell-type-level metrics from the cells x labels score matrix."""
     from sklearn.metrics import roc_auc_score
 
-    frame = adata.obsm[scores_key]
-    if not isinstance(frame, pd.DataFrame):
+    if not isinstance(adata.obsm[scores_key], pd.DataFrame):
         return []
+    frame = read_frame(adata, scores_key)  # the label names as given, also after an h5ad round trip
     cols = [str(c) for c in frame.columns]
     S = frame.to_numpy(dtype=np.float64)
     rows: list[tuple] = []
