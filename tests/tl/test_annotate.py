@@ -73,7 +73,7 @@ def test_label_scores_write_without_warnings_and_read_back_with_their_names(test
     from mmcontext.pl._similarity import similarity_table
 
     assert list(similarity_table(back, PBMC_LABEL_KEY).columns) == labels
-    with pytest.raises(KeyError, match="run `mmc.tl.annotate"):
+    with pytest.raises(KeyError, match="run `mmc"):
         mmc.tl.label_scores(back, key="other")
 
 
