@@ -17,6 +17,8 @@ CAPTION = "mmc_caption"
 QUERY_PREFIX = "mmc_"
 #: ``obs`` columns of zero-shot labels written by :func:`mmcontext.tl.annotate`.
 LABEL = "mmc_label"
+#: ``obs`` column saying which cells trained the model (``"train"``, ``"validation"``, ``"unseen"``).
+SPLIT = "mmc_split"
 #: ``obsm`` key of the cell x label score matrix written by :func:`mmcontext.tl.annotate`.
 LABEL_SCORES = "mmc_label_scores"
 

@@ -69,7 +69,7 @@ def quickstart(out: Path, *, epochs: int = 10, seed: int = 0) -> dict[str, float
     mmc.tl.annotate(adata, model, labels)
     _save_fig(mmc.pl.query(adata, show=False, return_fig=True), out / "query_umap.png")
     _save_fig(
-        mmc.pl.embedding(adata, color=[PBMC_LABEL_KEY, "mmc_label"], show=False, return_fig=True),
+        mmc.pl.embedding(adata, color=[PBMC_LABEL_KEY, "mmc_label", "mmc_split"], show=False, return_fig=True),
         out / "joint_umap.png",
     )
     _save_fig(mmc.pl.training(model, show=False, return_fig=True), out / "training.png")

@@ -468,7 +468,11 @@ def label_query(
     label_emb = text_embeddings(model, texts)
     cells = joint_embedding(adata, model, use_rep)
     prob = softmax_rows((cells @ label_emb.T) / float(temperature))
-    scores = prob @ (text_embeddings(model, query_texts(queries, expand=expand)) @ label_emb.T).T
+    phrasings = query_texts(queries, expand=expand)
+    scores = prob @ (text_embeddings(model, phrasings) @ label_emb.T).T
+    from ._reach import query_records
+
+    per_query = query_records(queries, keys, phrasings, scores.max(axis=0), None, "label-weighted similarity")
     adata = adata.copy() if copy else adata
     write_query_scores(
         adata,
@@ -477,5 +481,6 @@ def label_query(
         keys,
         scores,
         {"method": "labels", "labels": labels, "temperature": float(temperature), "expand": expand},
+        per_query,
     )
     return adata if copy else None

@@ -304,6 +304,10 @@ def embed(
 
     ``adata.obsm[key_added]``
         float32 array, cells x embedding dimension, rows of unit length.
+    ``adata.obs['mmc_split']``
+        with a model trained in this session on cells all in ``adata`` (e.g. on ``adata[train].copy()``):
+        categorical ``"train"`` / ``"validation"`` / ``"unseen"``, which cells trained the model; the model's
+        training record is copied to ``adata.uns['mmcontext']['train']`` with this AnnData's counts.
     ``adata.uns['mmcontext']['embed']``
         Model name/path and fingerprint, dimensions, ``use_rep`` (the obsm key, or ``"X"``); with ``"X"`` also
         ``layer``, ``source``, ``input_space`` (``"genes"`` or ``"pca"``), ``fill``, ``chunk_size``,
@@ -359,9 +363,12 @@ def embed(
     adata = adata.copy() if copy else adata
     adata.obsm[key_added] = emb
     record(adata, "embed", {**model_provenance(model), **params, "key_added": key_added})
+    from ._split import mark_split
+
+    split = f", '{_keys.SPLIT}' (adata.obs)" if mark_split(adata, model) else ""
     if from_x:
         log_missing(params["n_missing_genes"], params["n_genes"])
-    logger.info("added '%s' (adata.obsm), embedded from %s", key_added, _source_text(params))
+    logger.info("added '%s' (adata.obsm)%s, embedded from %s", key_added, split, _source_text(params))
     return adata if copy else None
 
 

@@ -82,7 +82,13 @@ def query(
     ``adata.obs[<key> + '_rerank']``
         with ``rerank``: float32 cross-encoder match probability of the top-k cells, NaN for the others.
     ``adata.uns['mmcontext']['query']``
-        ``queries`` and ``keys`` (parallel lists), ``expand``, ``contrast`` and the model's provenance.
+        ``queries`` and ``keys`` (parallel lists), ``expand``, ``contrast``, the model's provenance, and
+        ``per_query``: for each ``obs`` key the ``query``, the ``text`` actually embedded for it (its caption
+        phrasing with ``expand="ontology"``; several texts joined by ``" | "``), what the ``score`` is, its
+        ``best_similarity`` to any cell, the ``caption_floor`` (the least similarity of a training caption to its
+        nearest other caption; NaN without training captions) and ``far`` (best below the floor: the query is
+        further from what the model learned than its captions are from one another, and it cannot answer it;
+        also logged as a warning).
 
     Examples
     --------
@@ -106,6 +112,10 @@ def query(
     phrasings = query_texts(queries, expand=expand)
     cells = joint_embedding(adata, model, use_rep)
     scores = cells @ text_embeddings(model, phrasings).T
+    from ._reach import caption_floor, query_records
+
+    score = "cosine similarity" if not contrast else f"cosine similarity - {float(contrast):g} x best caption's"
+    per_query = query_records(queries, keys, phrasings, scores.max(axis=0), caption_floor(model), score)
     if contrast:
         known_emb = text_embeddings(model, [[c] for c in known])
         scores = scores - float(contrast) * best_similarity(cells, known_emb)[:, None]
@@ -114,6 +124,8 @@ def query(
         from ._classify import rerank_scores
 
         scores, probs = rerank_scores(adata, rerank, queries, scores, top_k=top_k, axis=0, use_rep=use_rep)
+        for rec in per_query.values():
+            rec["score"] += f", top {top_k} reranked"
     adata = adata.copy() if copy else adata
     write_query_scores(
         adata,
@@ -122,6 +134,7 @@ def query(
         keys,
         scores,
         {"expand": expand, "contrast": float(contrast), "rerank_top_k": top_k if rerank is not None else None},
+        per_query,
     )
     if probs is not None:
         for j, key in enumerate(keys):
@@ -185,13 +198,31 @@ def query_keys(queries: list[str], key_added: str | Sequence[str] | None) -> lis
 
 
 def write_query_scores(
-    adata: AnnData, model: MMContextEncoder, queries: list[str], keys: list[str], scores: np.ndarray, params: dict
+    adata: AnnData,
+    model: MMContextEncoder,
+    queries: list[str],
+    keys: list[str],
+    scores: np.ndarray,
+    params: dict,
+    per_query: dict[str, dict] | None = None,
 ) -> None:
-    """Write one float32 ``obs`` column per query and merge them into ``uns['mmcontext']['query']``."""
+    """Write one float32 ``obs`` column per query; merge them and ``per_query`` into ``uns['mmcontext']['query']``."""
     for j, key in enumerate(keys):
         adata.obs[key] = scores[:, j].astype(np.float32)
     previous = adata.uns.get(_keys.UNS, {}).get("query", {})
     known = dict(zip(list(previous.get("keys", [])), list(previous.get("queries", [])), strict=False))
     known.update(zip(keys, queries, strict=True))
-    record(adata, "query", {**model_provenance(model), "keys": list(known), "queries": list(known.values()), **params})
+    merged = {k: v for k, v in dict(previous.get("per_query", {})).items() if k in known}
+    merged.update(per_query or {})
+    record(
+        adata,
+        "query",
+        {
+            **model_provenance(model),
+            "keys": list(known),
+            "queries": list(known.values()),
+            **params,
+            "per_query": merged,
+        },
+    )
     log_added(*[(k, "obs") for k in keys])
