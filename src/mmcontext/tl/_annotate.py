@@ -371,6 +371,17 @@ def label_scores(adata: AnnData, *, key: str = _keys.LABEL) -> pd.DataFrame:
     ``adata.obsm[key + '_scores']`` holds them under h5ad-safe column names ('/' replaced); this frame has the
     original label names, e.g. ``"CD4+/CD25 T Reg"``.
 
+    Parameters
+    ----------
+    adata
+        Annotated data matrix after :func:`annotate`.
+    key
+        The ``key_added`` of :func:`annotate`.
+
+    Returns
+    -------
+    DataFrame, cells x labels, of the scores in ``adata.obsm[key + '_scores']`` with the label names as given.
+
     Examples
     --------
     >>> mmc.tl.label_scores(adata)["CD4+/CD25 T Reg"]  # doctest: +SKIP
