@@ -90,7 +90,7 @@ def main() -> None:
 
     loto = {}
     if not args.quick:
-        from mmcontext._ontology import CellOntology
+        from mmcontext.ontology import CellOntology
 
         onto = CellOntology.load()
         for label in labels:

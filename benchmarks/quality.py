@@ -205,7 +205,7 @@ def main() -> None:
 
     # -- 4. a cell type left out of training entirely ------------------------------------------------------
     if not args.quick:
-        from mmcontext._ontology import CellOntology
+        from mmcontext.ontology import CellOntology
 
         onto = CellOntology.load()
         lrows = []

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mmcontext._ontology import GENERIC_ANCESTORS, CellOntology, OntologyTerm
+from mmcontext.ontology import GENERIC_ANCESTORS, CellOntology, OntologyTerm
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +240,7 @@ def test_text_pairs(cl):
 def test_load_is_cached_and_fast():
     assert CellOntology.load() is CellOntology.load()
     code = (
-        "import time; t = time.perf_counter(); from mmcontext._ontology import CellOntology; "
+        "import time; t = time.perf_counter(); from mmcontext.ontology import CellOntology; "
         "CellOntology.load(); print(time.perf_counter() - t)"
     )
     start = time.perf_counter()
@@ -254,7 +254,7 @@ def test_load_does_not_import_torch():
     code = (
         "import sys, mmcontext; heavy = ('torch', 'sentence_transformers'); "
         "before = [m in sys.modules for m in heavy]; "
-        "from mmcontext._ontology import CellOntology; CellOntology.load().describe('NK'); "
+        "from mmcontext.ontology import CellOntology; CellOntology.load().describe('NK'); "
         "print([m in sys.modules for m in heavy] == before)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

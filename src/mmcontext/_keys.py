@@ -22,6 +22,15 @@ SPLIT = "mmc_split"
 #: ``obsm`` key of the cell x label score matrix written by :func:`mmcontext.tl.annotate`.
 LABEL_SCORES = "mmc_label_scores"
 
+#: ``obsm`` key of the 2-d UMAP of the joint embedding drawn by :func:`mmcontext.pl.embedding`.
+MMC_UMAP = "X_mmc_umap"
+#: Default ``key_added`` of :func:`mmcontext.tl.classify` / :func:`mmcontext.tl.classify_evaluate`.
+CLASSIFY = "mmc_classify"
+#: ``varm`` key of the PCA loadings written by :func:`mmcontext.pp.prepare` (``method="pca"``).
+PCA_LOADINGS = "mmc_pca_loadings"
+#: Key of mmcontext's metadata in a training dataset's ``info.description`` JSON (:func:`mmcontext.pp.build_dataset`).
+DATASET_META = "mmcontext"
+
 #: ``obs`` columns tried, in order, as the cell type when captions are built automatically.
 CELL_TYPE_CANDIDATES = (
     "cell_type",

@@ -16,20 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ._errors import MMContextKeyError  # also importable from here, where the docs name it
+
 if TYPE_CHECKING:
     from anndata import AnnData
-
-
-class MMContextKeyError(KeyError, ValueError):
-    """A key, column or layer the user named does not exist.
-
-    Subclasses both :class:`KeyError` (what scanpy raises for a missing key, so ``except KeyError``
-    keeps working) and :class:`ValueError` (the documented contract of every public function: bad
-    input raises ``ValueError`` or ``TypeError``). Its message is shown without ``KeyError``'s quotes.
-    """
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 def _closest(key: str, options: Iterable[str]) -> str:
@@ -290,10 +280,11 @@ def _check_safetensors(file: Path, fix: str) -> None:
 
 
 def check_model(model: Any, *, what: str = "model") -> None:
-    """Raise ``TypeError`` unless ``model`` is an :class:`~mmcontext.models.MMContextEncoder`."""
-    from .models import MMContextEncoder
+    """Raise ``TypeError`` unless ``model`` is an :class:`~mmcontext.models.MMContextEncoder`.
 
-    if not isinstance(model, MMContextEncoder):
+    Checked by class name along the MRO, so this core module needs no import of the torch layer.
+    """
+    if not any(c.__name__ == "MMContextEncoder" and c.__module__.startswith("mmcontext.") for c in type(model).__mro__):
         hint = " Load it first: `model = mmc.models.load(path)`." if isinstance(model, (str, os.PathLike)) else ""
         raise TypeError(f"{what} must be an mmcontext MMContextEncoder, got {type(model).__name__}.{hint}")
 

@@ -91,7 +91,7 @@ def test_clip_temperature_is_trained(small_split):
     before = float(loss.logit_scale)
     from sentence_transformers import SentenceTransformerTrainingArguments  # noqa: F401
 
-    from mmcontext.tl._trainer import MMContextTrainer
+    from mmcontext.training._trainer import MMContextTrainer
 
     trainer = MMContextTrainer.__new__(MMContextTrainer)
     trainer.optimizer, trainer.model, trainer.loss, trainer.text_learning_rate = None, model, loss, 2e-5
@@ -112,7 +112,7 @@ def test_matryoshka_truncated_embeddings_still_align(small_split):
     cells = model.encode_cells(test.obsm["X_mmc_init"], normalize=False)[:, :64]
     cells /= np.linalg.norm(cells, axis=1, keepdims=True)
     labels = list(test.obs["bulk_labels"].cat.categories)
-    from mmcontext.tl._annotate import label_texts
+    from mmcontext.tl._texts import label_texts
 
     texts = model.encode([t for g in label_texts(labels) for t in g], task="text", truncate_dim=64)
     assert texts.shape[1] == 64

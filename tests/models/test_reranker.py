@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 import mmcontext as mmc
 from mmcontext.models import CellTextReranker
-from mmcontext.models._reranker import caption_phrases
+from mmcontext.ontology import caption_phrases
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import mmcontext as mmc
-from mmcontext.pp._dataset import sampler_for, training_inputs
+from mmcontext.data._dataset_meta import sampler_for
+from mmcontext.training._inputs import training_inputs
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_multiplet_negatives_are_truly_different(prepared, tmp_path):
 def test_hard_negatives_are_the_most_similar(prepared, tmp_path):
     hard = mmc.pp.build_dataset(prepared, tmp_path, n_negatives=1, hard_negatives=True, negative_pool=1)["train"]
     easy = mmc.pp.build_dataset(prepared, tmp_path, n_negatives=1)["train"]
-    from mmcontext.pp._dataset import _caption_similarity
+    from mmcontext.data._negatives import _caption_similarity
 
     caps = sorted(set(hard["caption"]) | set(hard["negative_1"]))
     sim = _caption_similarity(caps)
@@ -163,7 +164,7 @@ def test_errors_leave_nothing_written(tiny, tmp_path):
 
 
 def test_train_on_dataset_redraws_negatives_each_epoch(prepared, tmp_path, monkeypatch):
-    from mmcontext.pp._dataset import NegativeSampler
+    from mmcontext.data._negatives import NegativeSampler
 
     seen = []
     orig = NegativeSampler.transform

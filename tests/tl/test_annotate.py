@@ -9,7 +9,8 @@ import pytest
 
 import mmcontext as mmc
 from mmcontext.datasets import PBMC_LABEL_KEY
-from mmcontext.tl._annotate import label_texts, smooth_scores, subtype_map
+from mmcontext.tl._annotate import smooth_scores
+from mmcontext.tl._texts import label_texts, subtype_map
 
 T_LABELS = [
     "CD4+/CD25 T Reg",
@@ -194,7 +195,7 @@ def test_neighbors_key_reads_scanpy_graph(test_cells, trained_model):
 
 
 def test_captions_name_the_lineage():
-    from mmcontext._ontology import CellOntology
+    from mmcontext.ontology import CellOntology
 
     onto = CellOntology.load()
     assert [onto.lineage(x) for x in ["Dendritic", "CD14+ Monocyte", "CD19+ B", "NK", "erythrocyte", "CD34+"]] == [
@@ -230,7 +231,7 @@ def test_label_query_scores_through_labels(test_cells, trained_model, tmp_path):
     entry = test_cells.uns["mmcontext"]["query"]
     assert entry["method"] == "labels" and entry["temperature"] == 0.1 and list(entry["labels"]) == labels
     # the score is sum_l p(l | cell) cos(query, l): a probability-weighted mean of label similarities
-    from mmcontext.tl._query import query_texts, text_embeddings
+    from mmcontext.tl._texts import query_texts, text_embeddings
 
     L = text_embeddings(trained_model, label_texts(labels))
     q = text_embeddings(trained_model, query_texts(["monocytes"], expand="ontology"))[0] @ L.T

@@ -8,8 +8,8 @@ import pytest
 
 import mmcontext as mmc
 from mmcontext.datasets import PBMC_LABEL_KEY
-from mmcontext.tl._annotate import label_texts
 from mmcontext.tl._calibration import fit_calibration, label_prior, label_probabilities
+from mmcontext.tl._texts import label_texts
 
 
 @pytest.fixture(scope="module")

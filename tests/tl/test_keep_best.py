@@ -6,7 +6,7 @@ import torch
 
 import mmcontext as mmc
 from mmcontext.models import CellCaptionEvaluator
-from mmcontext.tl._best import KeepBestCallback
+from mmcontext.training._keep_best import KeepBestCallback
 
 
 def test_evaluator_ranks_each_cell_against_distinct_captions(trained_model, pbmc_split):

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import mmcontext as mmc
+from mmcontext.training import _checkpoints
 
 TESTS = Path(__file__).resolve().parents[1]
 SRC = TESTS.parent / "src"
@@ -48,7 +49,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, uninterrupted):
         import os, signal, sys
         sys.path.insert(0, {str(TESTS)!r})
         import mmcontext as mmc
-        from mmcontext.tl._trainer import MMContextTrainer
+        from mmcontext.training._trainer import MMContextTrainer
         from tests_tl_resume import _data, OPTS, KILL_AT
 
         step = MMContextTrainer.training_step
@@ -66,7 +67,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, uninterrupted):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(tmp_path)]), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-2000:]
-    ckpts = mmc.tl._checkpoints.checkpoint_dir(out)
+    ckpts = _checkpoints.checkpoint_dir(out)
     assert sorted(os.listdir(ckpts)) == ["checkpoint-4", "checkpoint-8"]
     assert not out.exists()  # the final model was never written
 
@@ -100,8 +101,8 @@ def test_incomplete_checkpoint_is_skipped(tmp_path):
     (folder / "checkpoint-8").mkdir()  # killed mid-checkpoint: no trainer_state.json
     (folder / "checkpoint-12").mkdir()
     (folder / "checkpoint-12" / "trainer_state.json").write_text('{"trunc')
-    assert mmc.tl._checkpoints.last_checkpoint(folder) == str(folder / "checkpoint-4")
-    assert mmc.tl._checkpoints.last_checkpoint(tmp_path / "none") is None
+    assert _checkpoints.last_checkpoint(folder) == str(folder / "checkpoint-4")
+    assert _checkpoints.last_checkpoint(tmp_path / "none") is None
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import torch
 from conftest import make_adata
 
 import mmcontext as mmc
-from mmcontext._ontology import CellOntology
 from mmcontext.models import TextPairMNRLoss
+from mmcontext.ontology import CellOntology
 from mmcontext.tl._text_pairs import build_text_pairs
 
 PAIRS = [

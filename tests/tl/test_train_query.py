@@ -90,7 +90,7 @@ def test_query_reuses_joint_embedding_only_from_the_same_model(trained_model, pb
 
 
 def test_query_expansion_phrases_ontology_terms_as_captions_only(trained_model, pbmc_split):
-    from mmcontext.tl._query import query_texts
+    from mmcontext.tl._texts import query_texts
 
     texts = query_texts(
         ["monocytes", "CL:0000623", "cells with high mitochondrial content", "proliferating cells"], expand="ontology"
@@ -118,7 +118,8 @@ def test_query_expansion_phrases_ontology_terms_as_captions_only(trained_model, 
 
 
 def test_contrast_finds_a_type_left_out_of_training(pbmc_split):
-    from mmcontext.tl._query import best_similarity, text_embeddings
+    from mmcontext.tl._query import best_similarity
+    from mmcontext.tl._texts import text_embeddings
 
     train, test = pbmc_split
     model = mmc.tl.train(train[train.obs[PBMC_LABEL_KEY] != "CD19+ B"].copy(), epochs=10, seed=0)

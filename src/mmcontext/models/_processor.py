@@ -4,49 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
+
+from ..data._arrays import VectorStore
 
 #: Separator between a store name and a cell name in a cell reference: ``"pbmc:AAACATACAACCAC-1"``.
 REF_SEP = ":"
-
-
-class VectorStore(Protocol):
-    """Anything that maps cell ids to rows of initial-embedding vectors."""
-
-    name: str
-    dim: int
-
-    def rows(self, ids: Sequence[str]) -> np.ndarray:
-        """Return the vectors of ``ids`` in order, shape ``(len(ids), dim)``; KeyError for unknown ids."""
-
-
-class ArrayStore:
-    """An in-memory store: cell ids and a matrix of their initial embeddings (e.g. ``adata.obsm``)."""
-
-    def __init__(self, name: str, ids: Sequence[str], X: np.ndarray) -> None:
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[0] != len(ids):
-            raise ValueError(f"Store {name!r}: {len(ids)} ids but a matrix of shape {X.shape}.")
-        self.name = name
-        self.index = pd.Index(ids)
-        if not self.index.is_unique:
-            raise ValueError(f"Store {name!r}: cell ids are not unique.")
-        self.X = X
-        self.dim = X.shape[1]
-
-    def rows(self, ids: Sequence[str]) -> np.ndarray:
-        pos = self.index.get_indexer(ids)
-        if (pos < 0).any():
-            missing = [ids[i] for i in np.flatnonzero(pos < 0)[:3]]
-            raise KeyError(f"Cell ids {missing!r} not found in store {self.name!r} ({len(self.index)} cells).")
-        return self.X[pos]
-
-    def __repr__(self) -> str:
-        return f"ArrayStore(name={self.name!r}, n={len(self.index)}, dim={self.dim})"
 
 
 class MMContextProcessor:
@@ -73,7 +39,7 @@ class MMContextProcessor:
         reloaded model re-attaches them on first use.
         """
         if isinstance(store, (str, os.PathLike)):
-            from ._store import open_store
+            from ..data._store import open_store
 
             store = open_store(store, known_hash=known_hash)
         self.stores[store.name] = store
@@ -89,7 +55,7 @@ class MMContextProcessor:
 
     def _store(self, name: str) -> VectorStore:
         if name not in self.stores and name in self.sources:
-            from ._store import open_store_spec
+            from ..data._store import open_store_spec
 
             self.stores[name] = open_store_spec(self.sources[name])
         return self.stores[name]

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import re
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,45 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._threads import torch_threads
+
 logger = logging.getLogger("mmcontext")
 
 CONFIG_NAME = "reranker_config.json"
 WEIGHTS_NAME = "reranker.safetensors"
-
-
-@contextlib.contextmanager
-def _threads(n: int | None):
-    """Run with ``n`` torch intra-op threads, restoring the previous number afterwards.
-
-    The reranker's matrices are small; on a busy CPU more threads mostly wait for each other
-    (measured: 1 thread trained ~7x faster than 2 on a loaded 2-core machine).
-    """
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-_SPLIT = re.compile(r"[,.;:()]|\ba kind of\b|\band\b", flags=re.IGNORECASE)
-
-
-def caption_phrases(caption: str) -> list[str]:
-    """Short phrases of a caption: its comma/``and``/``a kind of`` separated parts without leading articles.
-
-    ``"A CD14+ Monocyte, a kind of monocyte and mononuclear phagocyte."`` ->
-    ``["CD14+ Monocyte", "monocyte", "mononuclear phagocyte"]``.
-    """
-    out = []
-    for part in _SPLIT.split(caption):
-        part = re.sub(r"^(a|an|the)\s+", "", part.strip(), flags=re.IGNORECASE).strip()
-        if len(part) >= 3 and re.search("[A-Za-z]", part) and part not in out:
-            out.append(part)
-    return out
 
 
 class CellTextReranker(nn.Module):
@@ -239,7 +203,7 @@ class CellTextReranker(nn.Module):
         was = self.training
         self.eval()
         out = np.empty(len(cell_idx), dtype=np.float32)
-        with _threads(num_threads):
+        with torch_threads(num_threads):
             for s in range(0, len(cell_idx), batch_size):
                 ci, ti = cell_idx[s : s + batch_size], torch.from_numpy(text_idx[s : s + batch_size])
                 m = mask[ti]
@@ -303,125 +267,6 @@ class CellTextReranker(nn.Module):
         probs = np.full(S.shape, np.nan, dtype=np.float32)
         np.put_along_axis(probs, top, 1.0 / (1.0 + np.exp(-logits)), axis=0)
         return (new, probs) if axis == 0 else (new.T.copy(), probs.T.copy())
-
-    # -- training ------------------------------------------------------------------------------
-    def fit(
-        self,
-        X: np.ndarray,
-        captions: Sequence[str],
-        *,
-        epochs: int = 8,
-        n_negatives: int = 3,
-        hard_negatives: float = 0.5,
-        batch_size: int = 64,
-        learning_rate: float = 1e-3,
-        fragments: bool = True,
-        max_seconds: float | None = None,
-        num_threads: int | None = 1,
-        seed: int = 0,
-    ) -> CellTextReranker:
-        """Train on cells ``X`` and their ``captions``.
-
-        Each cell's caption (or, half of the time with ``fragments``, one of its phrases) is a positive;
-        ``n_negatives`` other captions or phrases its caption lacks are negatives. A fraction
-        ``hard_negatives`` of the negative captions is drawn in proportion to how close their cells'
-        centroid lies to the cell (similar cell types), the rest uniformly. ``num_threads`` torch threads
-        are used while training (restored afterwards; ``None`` leaves torch's setting). Returns ``self``.
-        """
-        X = self._check_cells(X)
-        captions = np.asarray([str(c) for c in captions], dtype=object)
-        if len(captions) != len(X):
-            raise ValueError(f"{len(X)} cells but {len(captions)} captions.")
-        if epochs < 1 or n_negatives < 1 or batch_size < 1 or not 0 <= hard_negatives <= 1:
-            raise ValueError("epochs, n_negatives and batch_size must be >= 1 and hard_negatives in [0, 1].")
-        start_time = time.perf_counter()
-        rng = np.random.default_rng(seed)
-        torch.manual_seed(seed)
-        scale = X.std(axis=0)
-        scale[scale < 1e-8] = 1.0
-        self.input_mean.copy_(torch.from_numpy(X.mean(axis=0)))
-        self.input_scale.copy_(torch.from_numpy(scale))
-        uniq, cap_of = np.unique(captions, return_inverse=True)
-        if len(uniq) < 2:
-            raise ValueError("Training a reranker needs at least 2 distinct captions.")
-        n_caps = len(uniq)
-        texts = list(uniq)
-        own_phrases: list[list[int]] = [[] for _ in uniq]
-        if fragments:
-            for c, cap in enumerate(uniq):
-                for p in caption_phrases(cap):
-                    if p not in texts:
-                        texts.append(p)
-                    own_phrases[c].append(texts.index(p))
-        phrase_ids = np.array(sorted({i for ids in own_phrases for i in ids}), dtype=np.int64)
-        # which texts are a negative for which caption: caption texts other than its own; phrases it lacks
-        lower = [t.lower() for t in texts]
-        neg_ok = np.array(
-            [
-                [j != c and (j < n_caps or lower[j] not in uniq[c].lower()) for j in range(len(texts))]
-                for c in range(n_caps)
-            ]
-        )
-        # hard negatives: captions whose cells' centroid is near the cell (standardised space)
-        Z = (X - X.mean(axis=0)) / scale
-        cent = np.stack([Z[cap_of == c].mean(axis=0) for c in range(n_caps)])
-        d2 = ((Z[:, None, :] - cent[None]) ** 2).mean(-1) if n_caps * len(Z) < 5e6 else np.zeros((len(Z), n_caps))
-        d2[np.arange(len(Z)), cap_of] = np.inf
-        near = np.exp(-(d2 - d2.min(1, keepdims=True)) / max(float(np.median(d2[np.isfinite(d2)])) * 0.1, 1e-6))
-        near /= near.sum(1, keepdims=True)
-        tok, tmask = self.text_tokens(texts)
-        opt = torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=learning_rate, weight_decay=1e-4)
-        loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(n_negatives)))
-        xt = torch.from_numpy(X)
-        n = len(X)
-        total_steps = epochs * int(np.ceil(n * (1 + n_negatives) / batch_size))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=learning_rate, total_steps=total_steps, pct_start=0.1)
-        self.train()
-        stopped = False
-        with _threads(num_threads):
-            for epoch in range(epochs):
-                cells, tids = np.repeat(np.arange(n), 1 + n_negatives), []
-                for i in range(n):
-                    c = cap_of[i]
-                    pos = c
-                    if own_phrases[c] and rng.random() < 0.5:
-                        pos = rng.choice(own_phrases[c])
-                    tids.append(pos)
-                    cand_caps = np.flatnonzero(neg_ok[c, :n_caps])
-                    cand_phr = phrase_ids[neg_ok[c, phrase_ids]] if len(phrase_ids) else phrase_ids
-                    for _ in range(n_negatives):
-                        r = rng.random()
-                        if len(cand_phr) and r < 0.3:
-                            tids.append(int(rng.choice(cand_phr)))
-                        elif r < 0.3 + 0.7 * hard_negatives:
-                            tids.append(int(rng.choice(n_caps, p=near[i])))
-                        else:
-                            tids.append(int(rng.choice(cand_caps)))
-                ys = np.tile(np.r_[1.0, np.zeros(n_negatives)], n).astype(np.float32)
-                perm = rng.permutation(len(cells))
-                cells_a, tids_a, ys_a = cells[perm], np.asarray(tids, dtype=np.int64)[perm], ys[perm]
-                total = 0.0
-                for s in range(0, len(cells_a), batch_size):
-                    ti = torch.from_numpy(tids_a[s : s + batch_size])
-                    m = tmask[ti]
-                    L = int(m.sum(1).max())
-                    logits = self(xt[cells_a[s : s + batch_size]], tok[ti, :L], m[:, :L])
-                    loss = loss_fn(logits, torch.from_numpy(ys_a[s : s + batch_size]))
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    if sched.last_epoch < total_steps - 1:
-                        sched.step()
-                    total += float(loss.detach()) * len(ti)
-                self.history.append({"epoch": epoch + 1, "loss": total / len(cells_a)})
-                if max_seconds is not None and time.perf_counter() - start_time > max_seconds:
-                    stopped = epoch + 1 < epochs
-                    break
-        self.eval()
-        self.train_seconds = time.perf_counter() - start_time
-        if stopped:
-            logger.warning("reranker training stopped after %d epochs (max_seconds=%s)", len(self.history), max_seconds)
-        return self
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 #: ``obsm`` key of the UMAP of the joint embedding.
-MMC_UMAP = "X_mmc_umap"
 
 
 def embedding(
@@ -23,7 +22,7 @@ def embedding(
     color: str | Sequence[str] | None = None,
     *,
     rep: str = _keys.X_MMC,
-    basis: str = MMC_UMAP,
+    basis: str = _keys.MMC_UMAP,
     mark_heldout: bool | None = None,
     ax: Axes | None = None,
     show: bool | None = None,

@@ -118,7 +118,7 @@ def caption_texts(
 def _ontology_describer():
     """Return ``label -> phrase``: the label with its Cell Ontology name and lineage when one matches."""
     try:
-        from .._ontology import CellOntology
+        from ..ontology import CellOntology
     except ImportError:  # ontology helper unavailable: plain labels
         return lambda label: f"A {label} cell"
     onto = CellOntology.load()

@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
 from .. import _keys
 from .._logging import logger
-from .._validation import check_adata, get_obs_column
+from .._validation import check_adata, get_obs_column, get_obsm
+from ..data._dataset_meta import SHAPES, sampler_for
+from ..data._negatives import NegativeSampler
+from ..data._splits import assign_splits
+from ..data._store import write_store
 from ._captions import caption_column
+from ._prepare import init_key
 
 if TYPE_CHECKING:
     from anndata import AnnData
     from datasets import Dataset, DatasetDict
-
-META_KEY = "mmcontext"
-SHAPES = ("pairs", "multiplets")
-#: Rows of store vectors sampled to fit the omics tower's input scaler when training on a dataset.
-SCALER_SAMPLE = 20_000
 
 
 # -- labels and captions --------------------------------------------------------------------------
@@ -45,142 +44,6 @@ def _label_key(adata: AnnData, label_key: str | None, caption_key: str) -> str:
 def _texts(col: pd.Series) -> np.ndarray:
     vals = col.astype(object).to_numpy()
     return np.array([v.strip() if isinstance(v, str) else "" for v in vals], dtype=object)
-
-
-# -- negatives ------------------------------------------------------------------------------------
-class NegativeSampler:
-    """Draws negative captions that are truly different from the anchor's.
-
-    A caption is a valid negative for an anchor caption ``c`` when it differs from ``c`` and no cell
-    carrying it has a label (cell type) of any cell carrying ``c``. With ``hard=True`` the draw is
-    limited to the ``pool`` valid captions most similar to ``c`` (TF-IDF cosine over words and
-    word pairs); otherwise it is uniform over all valid captions. Draws depend only on
-    ``(seed, epoch, row key)``, so they are reproducible, independent of batch order, and differ
-    between seeds and epochs.
-
-    Parameters
-    ----------
-    caption_labels
-        Each distinct caption and the labels of the cells that carry it.
-    n_negatives
-        Negatives per anchor.
-    hard
-        Prefer the most similar valid captions.
-    pool
-        Size of the hard-negative pool (default ``3 * n_negatives``).
-    seed
-        Base seed.
-
-    """
-
-    def __init__(
-        self,
-        caption_labels: Mapping[str, Sequence[str]],
-        *,
-        n_negatives: int = 1,
-        hard: bool = False,
-        pool: int | None = None,
-        seed: int = 0,
-    ) -> None:
-        self.captions = sorted(caption_labels)
-        self.n_negatives = int(n_negatives)
-        self.hard = bool(hard)
-        self.pool = int(pool) if pool is not None else 3 * self.n_negatives
-        self.seed = int(seed)
-        self.epoch = 0
-        #: Epochs for which :meth:`transform` has drawn negatives (for checks).
-        self.epochs_drawn: set[int] = set()
-        self._pos = {c: i for i, c in enumerate(self.captions)}
-        labels = [frozenset(map(str, caption_labels[c])) for c in self.captions]
-        n = len(self.captions)
-        valid = np.array([[i != j and not (labels[i] & labels[j]) for j in range(n)] for i in range(n)], dtype=bool)
-        order = np.tile(np.arange(n), (n, 1))
-        if self.hard and n > 1:
-            sim = _caption_similarity(self.captions)
-            order = np.argsort(-sim, axis=1, kind="stable")
-        self.candidates: list[np.ndarray] = []
-        for i in range(n):
-            cand = order[i][valid[i][order[i]]]
-            self.candidates.append(cand[: self.pool] if self.hard else cand)
-
-    def empty(self) -> list[str]:
-        """Captions for which no valid negative exists."""
-        return [c for c, cand in zip(self.captions, self.candidates, strict=True) if len(cand) == 0]
-
-    def draw(self, captions: Sequence[str], keys: Sequence[str], *, epoch: int | None = None) -> list[list[str]]:
-        """``n_negatives`` negative captions for each anchor caption; ``keys`` identify the rows (cell refs)."""
-        epoch = self.epoch if epoch is None else int(epoch)
-        out = []
-        for cap, key in zip(captions, keys, strict=True):
-            cand = self.candidates[self._pos[cap]]
-            if len(cand) == 0:
-                raise ValueError(f"No valid negative caption for {cap!r}: every other caption shares its label.")
-            rng = np.random.default_rng([self.seed, epoch, zlib.crc32(str(key).encode("utf-8"))])
-            pick = rng.choice(len(cand), size=self.n_negatives, replace=len(cand) < self.n_negatives)
-            out.append([self.captions[cand[k]] for k in pick])
-        return out
-
-    def transform(self, batch: dict[str, list]) -> dict[str, list]:
-        """A ``datasets`` transform that replaces the ``negative_*`` columns with this epoch's draw."""
-        self.epochs_drawn.add(self.epoch)
-        negs = self.draw(batch["caption"], batch["cell"])
-        batch = dict(batch)
-        for j in range(self.n_negatives):
-            batch[f"negative_{j + 1}"] = [row[j] for row in negs]
-        return batch
-
-
-def _caption_similarity(captions: list[str]) -> np.ndarray:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(captions)
-    sim = (tfidf @ tfidf.T).toarray()
-    return sim
-
-
-# -- splits ---------------------------------------------------------------------------------------
-def _split_assign(
-    groups: np.ndarray, sizes: tuple[float, float], rng: np.random.Generator, grouped: bool
-) -> np.ndarray:
-    """0 = train, 1 = validation, 2 = test for every cell; whole groups when ``grouped``."""
-    val_size, test_size = sizes
-    n = len(groups)
-    out = np.zeros(n, dtype=np.int8)
-    if not grouped:
-        perm = rng.permutation(n)
-        n_test = round(test_size * n)
-        n_val = round(val_size * n)
-        out[perm[:n_test]] = 2
-        out[perm[n_test : n_test + n_val]] = 1
-        return out
-    uniq, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
-    if len(uniq) < 1 + (val_size > 0) + (test_size > 0):
-        raise ValueError(
-            f"split_by has {len(uniq)} distinct values; at least {1 + (val_size > 0) + (test_size > 0)} are needed "
-            "for train/validation/test splits without sharing a group."
-        )
-    perm = rng.permutation(len(uniq))
-    assign = np.zeros(len(uniq), dtype=np.int8)
-    filled = {2: 0, 1: 0}
-    targets = {2: test_size * n, 1: val_size * n}
-    for g in perm:
-        for split in (2, 1):
-            room = targets[split] * 1.5 - filled[split]
-            if filled[split] < targets[split] and (counts[g] <= room or (filled[split] == 0 and counts[g] <= n / 2)):
-                assign[g] = split
-                filled[split] += counts[g]
-                break
-    for split in (2, 1):  # a requested split that got no group takes the smallest train group
-        train_groups = np.flatnonzero(assign == 0)
-        if targets[split] > 0 and filled[split] == 0 and len(train_groups) > 1:
-            g = train_groups[np.argmin(counts[train_groups])]
-            assign[g] = split
-            filled[split] += counts[g]
-    if not (assign == 0).any():
-        raise ValueError(
-            f"No {'group'} is left for the train split ({len(uniq)} groups); lower validation_size/test_size."
-        )
-    return assign[inverse]
 
 
 # -- the builder ----------------------------------------------------------------------------------
@@ -291,9 +154,6 @@ def build_dataset(
         )
     if negative_pool is not None and negative_pool < n_negatives:
         raise ValueError(f"negative_pool ({negative_pool}) must be >= n_negatives ({n_negatives}).")
-    from .._validation import get_obsm
-    from ..pp._prepare import init_key
-
     parts = []
     dims = {}
     for name, ad in named.items():
@@ -326,7 +186,7 @@ def build_dataset(
     labels_all = np.concatenate([p[5] for p in parts])
     groups_all = np.concatenate([p[6] for p in parts])
     rng = np.random.default_rng(seed)
-    assign = _split_assign(groups_all, (validation_size, test_size), rng, grouped=split_by is not None)
+    assign = assign_splits(groups_all, (validation_size, test_size), rng, grouped=split_by is not None)
     split_names = {0: "train", 1: "validation", 2: "test"}
 
     samplers = {}
@@ -349,11 +209,10 @@ def build_dataset(
     # -- write the stores (once) -----------------------------------------------------------------
     from datasets import Dataset, DatasetDict, DatasetInfo
 
-    from ..models._store import write_store
-
     stores = {}
     for name, ad, key, *_ in parts:
-        store = write_store(ad, Path(store_dir) / name, use_rep=key, name=name, overwrite=True)
+        X = get_obsm(ad, key)
+        store = write_store(X, ad.obs_names.astype(str).tolist(), Path(store_dir) / name, name=name, overwrite=True)
         stores[name] = store.spec()
 
     out = {}
@@ -389,38 +248,11 @@ def build_dataset(
                 for c, lab in pd.Series(labels_all[mask]).groupby(caps_all[mask]).unique().items()
             },
         }
-        info = DatasetInfo(description=json.dumps({META_KEY: meta}))
+        info = DatasetInfo(description=json.dumps({_keys.DATASET_META: meta}))
         out[split] = Dataset.from_dict(data, info=info)
     ds = DatasetDict(out)
     logger.info("built %s dataset: %s", shape, ", ".join(f"{k} {len(v)} rows" for k, v in ds.items()))
     return ds
-
-
-# -- reading datasets back ------------------------------------------------------------------------
-def dataset_meta(dataset: Dataset) -> dict[str, Any]:
-    """The mmcontext metadata :func:`build_dataset` stored in ``dataset.info.description``."""
-    try:
-        meta = json.loads(dataset.info.description or "")[META_KEY]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(
-            "This dataset was not made by `mmc.pp.build_dataset` (no mmcontext metadata in `info.description`); "
-            "build it with `mmc.pp.build_dataset(adata, store_dir)`."
-        ) from None
-    return meta
-
-
-def sampler_for(dataset: Dataset) -> NegativeSampler | None:
-    """The negative sampler of a multiplets dataset (``None`` for pairs), rebuilt from its metadata."""
-    meta = dataset_meta(dataset)
-    if meta["shape"] != "multiplets":
-        return None
-    return NegativeSampler(
-        meta["caption_labels"],
-        n_negatives=meta["n_negatives"],
-        hard=meta["hard_negatives"],
-        pool=meta["negative_pool"],
-        seed=meta["seed"],
-    )
 
 
 def resample_negatives(dataset: Dataset, *, epoch: int) -> Dataset:
@@ -443,75 +275,3 @@ def resample_negatives(dataset: Dataset, *, epoch: int) -> Dataset:
         raise ValueError("Only multiplets datasets have negative columns to resample; this one holds pairs.")
     sampler.epoch = epoch
     return dataset.map(sampler.transform, batched=True, load_from_cache_file=False)
-
-
-#: Losses that read ``(cell, caption, label)`` pairs; the others read ``(cell, caption[, negatives])``.
-PAIR_LOSSES = ("contrastive",)
-
-
-def training_inputs(dataset: Any, model: Any = None, *, loss: str | None = None) -> dict[str, Any]:
-    """Everything ``mmc.tl.train`` needs from a :func:`build_dataset` result.
-
-    Opens the stores, returns the train/eval datasets (multiplets re-draw negatives each epoch
-    through a transform), the router mapping of the columns, the store dimension, a sample of
-    training vectors for the input scaler, and a Trainer callback that advances the epoch.
-    """
-    from datasets import Dataset, DatasetDict
-
-    from ..models._store import open_store_spec
-
-    if isinstance(dataset, Dataset):
-        dataset = DatasetDict({"train": dataset})
-    if not isinstance(dataset, DatasetDict) or "train" not in dataset:
-        raise ValueError(
-            "`dataset=` must be a Dataset or a DatasetDict with a 'train' split from `mmc.pp.build_dataset`."
-        )
-    train = dataset["train"]
-    meta = dataset_meta(train)
-    if loss is not None and (meta["shape"] == "pairs") != (loss in PAIR_LOSSES):
-        fix = f"loss={PAIR_LOSSES[0]!r}" if meta["shape"] == "pairs" else "loss='mnrl' (or another non-pair loss)"
-        raise ValueError(
-            f"A {meta['shape']} dataset cannot train with loss={loss!r}; pass {fix}, or rebuild the "
-            f"dataset with `shape={'multiplets' if meta['shape'] == 'pairs' else 'pairs'!r}`."
-        )
-    if model is not None and model.input_dim != meta["dim"]:
-        raise ValueError(
-            f"The dataset's stores hold {meta['dim']}-d vectors but the model's omics tower expects {model.input_dim}."
-        )
-    stores = {name: open_store_spec(spec) for name, spec in meta["stores"].items()}
-    eval_ds = dataset.get("validation")
-    mapping = {c: "text" for c in train.column_names if c == "caption" or c.startswith("negative_")}
-    mapping["cell"] = "omics"
-    samplers = []
-    if meta["shape"] == "multiplets":
-        train_sampler = sampler_for(train)
-        train = train.with_transform(train_sampler.transform)
-        samplers.append(train_sampler)
-    # scaler sample: training cells' vectors, read from the stores
-    rng = np.random.default_rng(meta["seed"])
-    cells = np.asarray(dataset["train"]["cell"], dtype=object)
-    cells = np.unique(cells)
-    pick = cells[rng.choice(len(cells), size=min(len(cells), SCALER_SAMPLE), replace=False)]
-    by_store: dict[str, list[str]] = {}
-    for ref in pick:
-        name, _, cell = str(ref).partition(":")
-        by_store.setdefault(name, []).append(cell)
-    X = np.concatenate([stores[n].rows(ids) for n, ids in by_store.items()])
-    from transformers import TrainerCallback
-
-    class _Epoch(TrainerCallback):
-        def on_epoch_begin(self, args, state, control, **kwargs):
-            for s in samplers:
-                s.epoch = round(state.epoch or 0)
-
-    return {
-        "train": train,
-        "eval": eval_ds,
-        "router_mapping": mapping,
-        "stores": stores,
-        "dim": int(meta["dim"]),
-        "X_scaler": X,
-        "callback": _Epoch(),
-        "samplers": samplers,
-        "shape": meta["shape"],
-    }

@@ -241,8 +241,8 @@ def prepare(
         adata.obsm[key_added] = init
         added.append((key_added, "obsm"))
     if loadings is not None:
-        adata.varm["mmc_pca_loadings"] = loadings.T
-        added.append(("mmc_pca_loadings", "varm"))
+        adata.varm[_keys.PCA_LOADINGS] = loadings.T
+        added.append((_keys.PCA_LOADINGS, "varm"))
     if captions_out is not None:
         adata.obs[caption_key_added] = captions_out.values
         params["caption_keys"] = keys

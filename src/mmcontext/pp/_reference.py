@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 #: ``varm`` key of the PCA loadings written by :func:`mmcontext.pp.prepare`.
-PCA_LOADINGS = "mmc_pca_loadings"
 
 
 @dataclass
@@ -62,9 +61,9 @@ def space_from_adata(adata: AnnData, key: str | None = None) -> InputSpace | Non
     feature_mean = np.asarray(init, dtype=np.float64).mean(axis=0).astype(np.float32) if init is not None else None
     if method == "genes":
         return InputSpace("genes", genes, feature_mean=feature_mean, params=params)
-    if PCA_LOADINGS not in adata.varm:
+    if _keys.PCA_LOADINGS not in adata.varm:
         return None
-    loadings = np.asarray(adata.varm[PCA_LOADINGS], dtype=np.float32)
+    loadings = np.asarray(adata.varm[_keys.PCA_LOADINGS], dtype=np.float32)
     mean = np.asarray(prep.get("mean", np.zeros(len(genes))), dtype=np.float32)
     if loadings.shape[0] != len(genes):
         # A gene subset of the prepared AnnData: the loadings follow var_names.

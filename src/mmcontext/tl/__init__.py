@@ -1,10 +1,11 @@
 """Tools: train, embed, query, annotate and evaluate."""
 
-from ._annotate import annotate, label_query, label_scores
-from ._classify import classify, classify_evaluate, fit_classifier, train_reranker
+from ._annotate import annotate, label_scores
+from ._classify import classify, classify_evaluate, fit_classifier
 from ._embed import embed
 from ._evaluate import evaluate
-from ._query import query
+from ._query import label_query, query
+from ._rerank import train_reranker
 from ._train import train
 
 __all__ = [

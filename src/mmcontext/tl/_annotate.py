@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,122 +21,14 @@ from .._validation import (
     check_writable,
     get_obs_column,
 )
-from ._calibration import label_probabilities, softmax_rows
+from ._calibration import label_probabilities
 from ._embed import joint_embedding, model_provenance
-from ._query import query_keys, query_texts, text_embeddings, write_query_scores
+from ._texts import DEFAULT_TEMPLATES, label_texts, resolve_labels, subtype_map, text_embeddings
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
     from ..models import CellTextReranker, MMContextEncoder
-
-#: Default label-text templates: the caption a cell of that type was trained with (``{caption}``).
-#: Other fields: ``{label}`` (the label as given) and ``{name}`` (its Cell Ontology name, else the label).
-DEFAULT_TEMPLATES: tuple[str, ...] = ("{caption}",)
-
-_CL_ID = re.compile(r"^\s*CL[:_]\d{7}\s*$", re.IGNORECASE)
-
-
-def _resolve_labels(adata: AnnData, labels: str | Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """Candidate label names, and ``{name: CL id}`` for those given as CL ids (named by their CL name)."""
-    if isinstance(labels, str) and not _CL_ID.match(labels):
-        col = get_obs_column(adata, labels)
-        labels = [str(c) for c in (col.cat.categories if hasattr(col, "cat") else pd.unique(col.dropna()))]
-    labels = check_texts(labels, what="labels")
-    ids: dict[str, str] = {}
-    if any(_CL_ID.match(label) for label in labels):
-        from .._ontology import CellOntology
-
-        onto = CellOntology.load()
-        names = []
-        for label in labels:
-            if _CL_ID.match(label):
-                term = onto.term(label)
-                ids[term.name] = term.id
-                names.append(term.name)
-            else:
-                names.append(label)
-        labels = names
-    if len(set(labels)) != len(labels):
-        dup = sorted({lab for lab in labels if labels.count(lab) > 1})
-        raise ValueError(f"labels must be distinct; {dup!r} appear more than once (CL ids count by their name).")
-    return labels, ids
-
-
-def label_texts(
-    labels: Sequence[str], *, templates: Sequence[str] | None = None, ontology: bool = True
-) -> list[list[str]]:
-    """The texts that stand for each label, one per template.
-
-    Parameters
-    ----------
-    labels
-        Label names.
-    templates
-        Format strings with the fields ``{caption}`` (the caption :func:`mmcontext.pp.captions` gives a cell of
-        that type), ``{label}`` and ``{name}`` (the Cell Ontology name, else the label). Default
-        :data:`DEFAULT_TEMPLATES`.
-    ontology
-        Build ``{caption}`` and ``{name}`` with the Cell Ontology.
-
-    Returns
-    -------
-    One list of texts per label (duplicates within a label removed).
-
-    """
-    templates = list(templates) if templates is not None else list(DEFAULT_TEMPLATES)
-    if not templates:
-        raise ValueError("templates is empty; pass at least one format string such as '{caption}' or 'a {label}'.")
-    for t in templates:
-        try:
-            t.format(caption="", label="", name="")
-        except (KeyError, IndexError, ValueError) as err:
-            raise ValueError(
-                f"Template {t!r} is not a format string over {{caption}}, {{label}}, {{name}} ({err!r})."
-            ) from None
-    caps = [""] * len(labels)
-    if any("{caption}" in t for t in templates):
-        from ..pp._captions import caption_texts
-
-        obs = pd.DataFrame({"cell_type": list(labels)})
-        caps = list(caption_texts(obs, {"cell_type": "cell_type"}, ontology=ontology))
-    names = list(labels)
-    if ontology and any("{name}" in t for t in templates):
-        from .._ontology import CellOntology
-
-        onto = CellOntology.load()
-        names = [(term.name if (term := onto.match(label)) is not None else label) for label in labels]
-    out = []
-    for label, cap, name in zip(labels, caps, names, strict=True):
-        out.append(list(dict.fromkeys(t.format(caption=cap, label=label, name=name) for t in templates)))
-    return out
-
-
-def subtype_map(labels: Sequence[str], subtypes: Sequence[str]) -> dict[str, list[str]]:
-    """Which ``subtypes`` each label covers by the Cell Ontology (the subtype itself, or a CL descendant).
-
-    Parameters
-    ----------
-    labels
-        Broad candidate labels, e.g. ``["T cell", "myeloid cell"]``.
-    subtypes
-        Finer cell type names, e.g. the labels a model was trained on.
-
-    Returns
-    -------
-    ``{label: [subtypes it covers]}``; labels or subtypes that match no CL term cover only an identical name.
-
-    """
-    from .._ontology import CellOntology
-
-    onto = CellOntology.load()
-    sub_terms = {s: onto.match(s) for s in subtypes}
-    out: dict[str, list[str]] = {}
-    for label in labels:
-        term = onto.match(label)
-        below = set(onto.descendants(term.id)) | {term.id} if term is not None else set()
-        out[label] = [s for s, t in sub_terms.items() if s == label or (t is not None and t.id in below)]
-    return out
 
 
 def _connectivities(adata: AnnData, neighbors_key: str | None):
@@ -275,7 +166,7 @@ def annotate(
     check_writable(adata, copy=copy)
     check_model(model)
     check_key_added(key_added)
-    labels, cl_ids = _resolve_labels(adata, labels)
+    labels, cl_ids = resolve_labels(adata, labels)
     if not 0.0 <= float(smooth) <= 1.0:
         raise ValueError(f"smooth must be in [0, 1], got {smooth!r}.")
     if unknown_label in labels and min_score is not None:
@@ -306,7 +197,7 @@ def annotate(
         scores = smooth_scores(scores, graph, float(smooth))
     rerank_probs = None
     if rerank is not None:
-        from ._classify import rerank_scores
+        from ._rerank import rerank_scores
 
         scores, rerank_probs = rerank_scores(
             adata, rerank, [t[0] for t in texts[: len(labels)]], scores, top_k=top_k, axis=1, use_rep=use_rep
@@ -403,95 +294,3 @@ def _prior_texts(
 ) -> list[list[str]]:
     """Per label, the texts whose training frequency is its prior: its own, and its subtypes' with ``subtypes=``."""
     return [texts[j] + [t for s in sub_map.get(label, []) for t in texts[index[s]]] for j, label in enumerate(labels)]
-
-
-def label_query(
-    adata: AnnData,
-    model: MMContextEncoder,
-    queries: str | Sequence[str],
-    *,
-    labels: str | Sequence[str],
-    temperature: float = 0.1,
-    templates: Sequence[str] | None = None,
-    ontology: bool = True,
-    expand: Literal["ontology"] | None = "ontology",
-    use_rep: str | None = None,
-    key_added: str | Sequence[str] | None = None,
-    copy: bool = False,
-) -> AnnData | None:
-    """Score cells against free-text queries through a vocabulary of cell type labels.
-
-    :func:`mmcontext.tl.query` compares a query with the cell embedding directly. Here each cell is first
-    described by how likely each candidate label is (a softmax over its :func:`annotate` scores at
-    ``temperature``), and the query by how similar its text is to each label's text; the score is
-    ``sum over labels of p(label | cell) * cos(query, label)``. Broad and paraphrased queries ("myeloid cells",
-    "memory T helper cells") then rank cells by the cell types they resemble rather than by small
-    off-type directions of the cell embedding. A cell's score depends on that cell only.
-
-    Parameters
-    ----------
-    adata
-        Annotated data matrix, prepared (and optionally embedded with :func:`mmcontext.tl.embed`).
-    model
-        A trained :class:`~mmcontext.models.MMContextEncoder`.
-    queries
-        One text or a list of texts.
-    labels
-        The label vocabulary (as for :func:`annotate`: names, CL ids, or an ``obs`` column whose categories
-        are used), e.g. the cell types the model was trained on.
-    temperature
-        Softmax temperature of ``p(label | cell)``; smaller trusts the best label more.
-    templates, ontology
-        Label texts, as in :func:`annotate`.
-    expand
-        How queries are phrased, as in :func:`mmcontext.tl.query`.
-    use_rep
-        ``obsm`` key of the initial embedding to embed cells from (default: reuse ``obsm['X_mmc']``).
-    key_added
-        ``obs`` column per query; default the names :func:`mmcontext.tl.query` uses (``"mmc_"`` + slug), so
-        :func:`mmcontext.pl.query` and :func:`mmcontext.tl.evaluate` read them.
-    copy
-        Return a copy instead of writing into ``adata``.
-
-    Returns
-    -------
-    ``None``, or a copy of ``adata`` when ``copy=True``, with
-
-    ``adata.obs[<key>]``
-        float32 score per cell, one column per query.
-    ``adata.uns['mmcontext']['query']``
-        ``queries`` and ``keys`` (parallel lists, merged with earlier queries), ``method="labels"``, the labels
-        and temperature, and the model's provenance.
-
-    Examples
-    --------
-    >>> mmc.tl.label_query(adata, model, ["myeloid cells"], labels="bulk_labels")  # doctest: +SKIP
-
-    """
-    check_adata(adata)
-    check_writable(adata, copy=copy)
-    queries = check_texts(queries, what="queries")
-    keys = query_keys(queries, key_added)
-    if not float(temperature) > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}.")
-    labels, _ = _resolve_labels(adata, labels)
-    texts = label_texts(labels, templates=templates, ontology=ontology)
-    label_emb = text_embeddings(model, texts)
-    cells = joint_embedding(adata, model, use_rep)
-    prob = softmax_rows((cells @ label_emb.T) / float(temperature))
-    phrasings = query_texts(queries, expand=expand)
-    scores = prob @ (text_embeddings(model, phrasings) @ label_emb.T).T
-    from ._reach import query_records
-
-    per_query = query_records(queries, keys, phrasings, scores.max(axis=0), None, "label-weighted similarity")
-    adata = adata.copy() if copy else adata
-    write_query_scores(
-        adata,
-        model,
-        queries,
-        keys,
-        scores,
-        {"method": "labels", "labels": labels, "temperature": float(temperature), "expand": expand},
-        per_query,
-    )
-    return adata if copy else None

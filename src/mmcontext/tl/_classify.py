@@ -1,4 +1,4 @@
-"""Supervised heads on the joint embedding: fit, predict into AnnData, evaluate; and reranker training."""
+"""Supervised heads on the joint embedding: fit, predict into AnnData, evaluate."""
 
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from .._validation import check_adata, check_writable, get_obs_column, get_obsm
 if TYPE_CHECKING:
     from anndata import AnnData
 
-    from ..models import CellTextReranker, ClassifierHead, MMContextEncoder
+    from ..models import ClassifierHead, MMContextEncoder
 
-#: Default name of the columns :func:`classify` writes.
-CLASSIFY_KEY = "mmc_classify"
+#: The kinds of head :func:`fit_classifier` trains.
 TASKS = ("classification", "multilabel", "regression")
 
 
@@ -183,6 +182,7 @@ def fit_classifier(
 
     """
     from ..models import ClassifierHead
+    from ..training._head import fit_head
 
     check_adata(adata, min_obs=2)
     if task not in TASKS:
@@ -210,7 +210,8 @@ def fit_classifier(
     X, spec = _features(adata, model, use_rep=use_rep, text_key=text_key)
     spec.update({"label_key": label_key if isinstance(label_key, str) else list(label_key), "sep": sep})
     head = ClassifierHead(X.shape[1], task=task, classes=classes, hidden_dim=hidden_dim, dropout=dropout, features=spec)
-    head.fit(
+    fit_head(
+        head,
         X[mask],
         y[mask],
         epochs=epochs,
@@ -256,7 +257,7 @@ def classify(
     use_rep: str | None = None,
     text_key: str | None = None,
     threshold: float = 0.5,
-    key_added: str = CLASSIFY_KEY,
+    key_added: str = _keys.CLASSIFY,
     copy: bool = False,
     **fit_kwargs: Any,
 ) -> AnnData | None:
@@ -379,7 +380,7 @@ def classify_evaluate(
     adata: AnnData,
     *,
     label_key: str | Sequence[str],
-    key_added: str = CLASSIFY_KEY,
+    key_added: str = _keys.CLASSIFY,
     mask: str | Sequence[bool] | np.ndarray | None = None,
     task: str | None = None,
     return_predictions: bool = False,
@@ -512,136 +513,3 @@ def _confusion(truth: np.ndarray, pred: np.ndarray, subject: str) -> list[tuple[
         ("fp", subject, float((~truth & pred).sum())),
         ("fn", subject, float((truth & ~pred).sum())),
     ]
-
-
-def train_reranker(
-    adata: AnnData,
-    *,
-    caption_key: str | None = None,
-    use_rep: str | None = None,
-    text_model: str | None = None,
-    epochs: int = 8,
-    n_negatives: int = 3,
-    hard_negatives: float = 0.5,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    fragments: bool = True,
-    max_seconds: float | None = None,
-    seed: int = 0,
-    **kwargs: Any,
-) -> CellTextReranker:
-    """Train a cross-encoder that scores (cell, text) pairs, to rerank the bi-encoder's top hits.
-
-    Positives are each cell with its caption (and, with ``fragments``, a random phrase of it);
-    negatives pair the cell with another cell's caption or a phrase that its own caption lacks.
-
-    Parameters
-    ----------
-    adata
-        Annotated data matrix with an initial embedding and captions (see :func:`mmcontext.pp.prepare`).
-    caption_key
-        ``obs`` column of captions; default: the one :func:`~mmcontext.pp.prepare` wrote.
-    use_rep
-        ``obsm`` key of the initial embedding (default: the one :func:`~mmcontext.pp.prepare` recorded).
-    text_model
-        Sentence-transformers model whose (frozen) token states feed the cross-encoder; default the
-        bundled all-MiniLM-L6-v2.
-    epochs, n_negatives, batch_size, learning_rate
-        Training: passes over the cells, negatives per positive, pairs per step, AdamW learning rate.
-    hard_negatives
-        Fraction of negative captions drawn from cell types whose cells lie close to the cell (the
-        confusions the bi-encoder's top-k holds) instead of uniformly.
-    fragments
-        Also train on phrases of the captions (so that short queries score sensibly).
-    max_seconds
-        Stop training after this much wall time.
-    seed
-        Seed for weights, sampling and shuffling.
-    **kwargs
-        Shape of the model (see :class:`~mmcontext.models.CellTextReranker`).
-
-    Returns
-    -------
-    The trained :class:`~mmcontext.models.CellTextReranker`; pass it as ``rerank=`` to
-    :func:`mmcontext.tl.query` or :func:`mmcontext.tl.annotate`. Records the parameters in
-    ``adata.uns['mmcontext']['train_reranker']``.
-
-    """
-    from ..models import CellTextReranker
-    from ..pp._prepare import init_key
-    from ._train import _captions
-
-    check_adata(adata, min_obs=2)
-    key = init_key(adata, use_rep)
-    X = get_obsm(adata, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
-    caption_key, ok = _captions(adata, caption_key)
-    captions = adata.obs[caption_key].astype(object).to_numpy()[ok].astype(str)
-    if len(np.unique(captions)) < 2:
-        raise ValueError(
-            f"adata.obs[{caption_key!r}] holds fewer than 2 distinct captions; negatives need another caption."
-        )
-    reranker = CellTextReranker(X.shape[1], text_model=text_model, input_space={"obsm_key": key}, seed=seed, **kwargs)
-    reranker.fit(
-        X[ok],
-        captions,
-        epochs=epochs,
-        n_negatives=n_negatives,
-        hard_negatives=hard_negatives,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        fragments=fragments,
-        max_seconds=max_seconds,
-        seed=seed,
-    )
-    record(
-        adata,
-        "train_reranker",
-        {
-            "caption_key": caption_key,
-            "use_rep": key,
-            "n_train": int(ok.sum()),
-            "epochs": epochs,
-            "n_negatives": n_negatives,
-            "hard_negatives": hard_negatives,
-            "fragments": fragments,
-            "seed": seed,
-            "train_seconds": reranker.train_seconds,
-        },
-    )
-    logger.info("trained a reranker on %d cells in %.1f s", int(ok.sum()), reranker.train_seconds)
-    return reranker
-
-
-def rerank_scores(
-    adata: AnnData,
-    reranker: CellTextReranker,
-    texts: Sequence[str],
-    scores: np.ndarray,
-    *,
-    top_k: int,
-    axis: int,
-    use_rep: str | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``rerank=`` hook of :func:`~mmcontext.tl.query` (``axis=0``) and :func:`~mmcontext.tl.annotate` (``axis=1``).
-
-    Reads the cells' initial embedding (``use_rep``, else the key the reranker was trained on, else the one
-    :func:`~mmcontext.pp.prepare` recorded) and returns :meth:`CellTextReranker.rerank`'s ``(scores, probs)``.
-    """
-    from ..models import CellTextReranker
-    from ..pp._prepare import init_key
-
-    if not isinstance(reranker, CellTextReranker):
-        raise TypeError(
-            f"rerank= must be a CellTextReranker (from `mmc.tl.train_reranker`), got {type(reranker).__name__}."
-        )
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
-    trained_on = reranker.input_space.get("obsm_key")
-    key = use_rep or (trained_on if trained_on in adata.obsm else init_key(adata, None))
-    X = get_obsm(adata, key, hint=" Pass the initial embedding the reranker was trained on as `use_rep=`.")
-    if X.shape[1] != reranker.input_dim:
-        raise ValueError(
-            f"adata.obsm[{key!r}] has {X.shape[1]} features but the reranker expects {reranker.input_dim} "
-            f"(trained on obsm[{trained_on!r}]); prepare the data in the same input space."
-        )
-    return reranker.rerank(X, list(texts), scores, top_k=int(top_k), axis=axis)

@@ -1,4 +1,7 @@
-"""Free-text questions to a dataset: one score per cell and query."""
+"""Free-text questions to a dataset: one score per cell and query.
+
+:func:`query` compares a query with the cell embedding directly, :func:`label_query` through a label vocabulary.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ from .. import _keys
 from .._logging import log_added
 from .._provenance import record
 from .._validation import check_adata, check_model, check_texts, check_writable
+from ._calibration import softmax_rows
 from ._embed import joint_embedding, model_provenance
+from ._texts import label_texts, query_texts, resolve_labels, text_embeddings
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -121,7 +126,7 @@ def query(
         scores = scores - float(contrast) * best_similarity(cells, known_emb)[:, None]
     probs = None
     if rerank is not None:
-        from ._classify import rerank_scores
+        from ._rerank import rerank_scores
 
         scores, probs = rerank_scores(adata, rerank, queries, scores, top_k=top_k, axis=0, use_rep=use_rep)
         for rec in per_query.values():
@@ -149,39 +154,6 @@ def best_similarity(cells: np.ndarray, texts: np.ndarray, *, chunk_size: int = 8
     for start in range(0, len(cells), chunk_size):
         out[start : start + chunk_size] = (cells[start : start + chunk_size] @ texts.T).max(axis=1)
     return out
-
-
-#: Smallest Cell Ontology match confidence at which :func:`query` phrases a query as a caption
-#: (exact names, synonyms and CL ids score 1; loose matches such as "proliferating cells" -> "cycling T cell" less).
-EXPAND_MIN_SCORE = 0.9
-
-
-def query_texts(queries: list[str], *, expand: str | None) -> list[list[str]]:
-    """The texts whose mean embedding stands for each query: its caption phrasing for a CL term, else itself."""
-    if expand is None:
-        return [[q] for q in queries]
-    if expand != "ontology":
-        raise ValueError(f"expand={expand!r} is not one of 'ontology', None.")
-    from .._ontology import CellOntology
-    from ._annotate import label_texts
-
-    onto = CellOntology.load()
-    matched = [onto.match(q, min_score=EXPAND_MIN_SCORE) is not None for q in queries]
-    captions = label_texts([q for q, m in zip(queries, matched, strict=True) if m]) if any(matched) else []
-    it = iter(captions)
-    return [next(it) if m else [q] for q, m in zip(queries, matched, strict=True)]
-
-
-def text_embeddings(model: MMContextEncoder, texts: list[list[str]]) -> np.ndarray:
-    """One unit vector per group of texts: the normalised mean of their embeddings (one encode call)."""
-    flat = [t for group in texts for t in group]
-    emb = model.encode_text(flat)
-    out, start = [], 0
-    for group in texts:
-        mean = emb[start : start + len(group)].mean(axis=0)
-        out.append(mean / max(np.linalg.norm(mean), 1e-12))
-        start += len(group)
-    return np.stack(out).astype(np.float32)
 
 
 def query_keys(queries: list[str], key_added: str | Sequence[str] | None) -> list[str]:
@@ -226,3 +198,95 @@ def write_query_scores(
         },
     )
     log_added(*[(k, "obs") for k in keys])
+
+
+def label_query(
+    adata: AnnData,
+    model: MMContextEncoder,
+    queries: str | Sequence[str],
+    *,
+    labels: str | Sequence[str],
+    temperature: float = 0.1,
+    templates: Sequence[str] | None = None,
+    ontology: bool = True,
+    expand: Literal["ontology"] | None = "ontology",
+    use_rep: str | None = None,
+    key_added: str | Sequence[str] | None = None,
+    copy: bool = False,
+) -> AnnData | None:
+    """Score cells against free-text queries through a vocabulary of cell type labels.
+
+    :func:`mmcontext.tl.query` compares a query with the cell embedding directly. Here each cell is first
+    described by how likely each candidate label is (a softmax over its :func:`annotate` scores at
+    ``temperature``), and the query by how similar its text is to each label's text; the score is
+    ``sum over labels of p(label | cell) * cos(query, label)``. Broad and paraphrased queries ("myeloid cells",
+    "memory T helper cells") then rank cells by the cell types they resemble rather than by small
+    off-type directions of the cell embedding. A cell's score depends on that cell only.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix, prepared (and optionally embedded with :func:`mmcontext.tl.embed`).
+    model
+        A trained :class:`~mmcontext.models.MMContextEncoder`.
+    queries
+        One text or a list of texts.
+    labels
+        The label vocabulary (as for :func:`annotate`: names, CL ids, or an ``obs`` column whose categories
+        are used), e.g. the cell types the model was trained on.
+    temperature
+        Softmax temperature of ``p(label | cell)``; smaller trusts the best label more.
+    templates, ontology
+        Label texts, as in :func:`annotate`.
+    expand
+        How queries are phrased, as in :func:`mmcontext.tl.query`.
+    use_rep
+        ``obsm`` key of the initial embedding to embed cells from (default: reuse ``obsm['X_mmc']``).
+    key_added
+        ``obs`` column per query; default the names :func:`mmcontext.tl.query` uses (``"mmc_"`` + slug), so
+        :func:`mmcontext.pl.query` and :func:`mmcontext.tl.evaluate` read them.
+    copy
+        Return a copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or a copy of ``adata`` when ``copy=True``, with
+
+    ``adata.obs[<key>]``
+        float32 score per cell, one column per query.
+    ``adata.uns['mmcontext']['query']``
+        ``queries`` and ``keys`` (parallel lists, merged with earlier queries), ``method="labels"``, the labels
+        and temperature, and the model's provenance.
+
+    Examples
+    --------
+    >>> mmc.tl.label_query(adata, model, ["myeloid cells"], labels="bulk_labels")  # doctest: +SKIP
+
+    """
+    check_adata(adata)
+    check_writable(adata, copy=copy)
+    queries = check_texts(queries, what="queries")
+    keys = query_keys(queries, key_added)
+    if not float(temperature) > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}.")
+    labels, _ = resolve_labels(adata, labels)
+    texts = label_texts(labels, templates=templates, ontology=ontology)
+    label_emb = text_embeddings(model, texts)
+    cells = joint_embedding(adata, model, use_rep)
+    prob = softmax_rows((cells @ label_emb.T) / float(temperature))
+    phrasings = query_texts(queries, expand=expand)
+    scores = prob @ (text_embeddings(model, phrasings) @ label_emb.T).T
+    from ._reach import query_records
+
+    per_query = query_records(queries, keys, phrasings, scores.max(axis=0), None, "label-weighted similarity")
+    adata = adata.copy() if copy else adata
+    write_query_scores(
+        adata,
+        model,
+        queries,
+        keys,
+        scores,
+        {"method": "labels", "labels": labels, "temperature": float(temperature), "expand": expand},
+        per_query,
+    )
+    return adata if copy else None

@@ -29,7 +29,7 @@ def caption_floor(model: MMContextEncoder) -> float | None:
     ``None`` for a model without at least two training captions (kept with the calibration, i.e. trained with
     validation cells).
     """
-    from ._query import text_embeddings
+    from ._texts import text_embeddings
 
     known = list((model.calibration or {}).get("prior", {}))[:MAX_CAPTIONS]
     if len(known) < 2:

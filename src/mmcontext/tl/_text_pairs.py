@@ -67,7 +67,7 @@ def ontology_pairs(labels: Sequence[str]) -> tuple[list[tuple[str, str]], dict[s
     The pairs, and ``{"n_terms", "n_labels_matched", "unmatched"}``.
 
     """
-    from .._ontology import CellOntology
+    from ..ontology import CellOntology
 
     onto = CellOntology.load()
     term_ids: list[str] = []

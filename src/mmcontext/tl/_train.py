@@ -17,7 +17,7 @@ from .._settings import settings
 from .._validation import check_adata, check_writable, get_obsm
 from ..pp._captions import caption_column
 from ..pp._prepare import init_key
-from ._checkpoints import checkpoint_dir, last_checkpoint, work_dir
+from ..training._checkpoints import checkpoint_dir, last_checkpoint, work_dir
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -176,7 +176,7 @@ def train(
     """
     ds_in = None
     if dataset is not None:  # a DatasetDict from mmc.pp.build_dataset: cells by reference into its stores
-        from ..pp._dataset import training_inputs
+        from ..training._inputs import training_inputs
 
         ds_in = training_inputs(dataset, model, loss=loss)
         key, caption_key, X = None, "caption", ds_in["X_scaler"]
@@ -228,9 +228,9 @@ def train(
 
     from ..models import ArrayStore, MMContextEncoder
     from ..models._losses import loss_columns, make_loss
-    from ._best import KeepBestCallback
-    from ._text_cache import cached_frozen_text
-    from ._trainer import BarOnlyProgress, MMContextTrainer
+    from ..training._keep_best import KeepBestCallback
+    from ..training._text_cache import cached_frozen_text
+    from ..training._trainer import BarOnlyProgress, MMContextTrainer
 
     rng = np.random.default_rng(seed)
     cells = np.flatnonzero(ok)
@@ -365,7 +365,7 @@ def train(
         "calibration": {k: model.calibration[k] for k in ("scale", "weight", "n_cells")} if model.calibration else None,
     }
     model.mmc_training = params
-    from ..models._card import card_info
+    from ._card import card_info
 
     model.mmc_card = card_info(adata, params, model)
     if output_dir is not None:

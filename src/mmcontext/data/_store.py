@@ -24,14 +24,12 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from .._io import tmp_dir_beside
-
-if TYPE_CHECKING:
-    from anndata import AnnData
+from .._io import replace_dir, tmp_dir_beside
+from .._validation import as_float_matrix
 
 logger = logging.getLogger("mmcontext")
 
@@ -198,63 +196,41 @@ class EmbeddingStore:
 
 
 def write_store(
-    adata: AnnData | np.ndarray,
+    X: np.ndarray,
+    ids: Sequence[str],
     path: str | os.PathLike,
     *,
-    use_rep: str | None = None,
     name: str | None = None,
-    ids: Sequence[str] | None = None,
     overwrite: bool = False,
 ) -> EmbeddingStore:
-    """Write the initial embeddings of ``adata`` to a memory-mappable store folder.
+    """Write a ``(n_cells, dim)`` matrix and its cell ids to a memory-mappable store folder.
 
     The folder is written next to ``path`` under a temporary name and moved into place with
     ``os.replace``, so an interrupted write never leaves a half-written store at ``path``. Writing
     the same content again to an existing store is a no-op (the content hash is compared).
+    The AnnData-facing form, ``mmc.models.write_store(adata, path)``, reads ``X`` and ``ids`` from
+    ``adata`` and calls this.
 
     Parameters
     ----------
-    adata
-        AnnData whose ``obsm[use_rep]`` (and ``obs_names`` as ids) are stored; or a
-        ``(n_cells, dim)`` matrix, then with ``ids=``.
+    X
+        Initial embeddings, one row per cell.
+    ids
+        Cell ids, one per row (unique, non-empty).
     path
         Store folder to create.
-    use_rep
-        ``obsm`` key of the initial embedding; default: the one :func:`mmcontext.pp.prepare` recorded.
     name
         Store name used in cell references ``"<name>:<cell id>"``; default: the folder name.
-    ids
-        Cell ids when ``adata`` is a matrix.
     overwrite
         Replace an existing store with different content (otherwise an error).
 
     Returns
     -------
     The opened :class:`EmbeddingStore`. Writes ``vectors.npy``, ``ids.npy``, ``rows.npy`` and
-    ``manifest.json`` under ``path``; ``adata`` is not changed.
-
-    Examples
-    --------
-    >>> store = mmc.models.write_store(adata, "stores/pbmc")  # doctest: +SKIP
+    ``manifest.json`` under ``path``.
 
     """
-    from anndata import AnnData
-
-    from .._validation import as_float_matrix, check_adata
-
-    if isinstance(adata, AnnData):
-        from .._validation import get_obsm
-        from ..pp._prepare import init_key
-
-        check_adata(adata)
-        key = init_key(adata, use_rep)
-        X = get_obsm(adata, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
-        ids = adata.obs_names.astype(str).tolist()
-    else:
-        if ids is None:
-            raise ValueError("Pass `ids=` (one cell id per row) when writing a store from a matrix.")
-        X = adata
-        ids = [str(i) for i in ids]
+    ids = [str(i) for i in ids]
     X = as_float_matrix(X, what="Store matrix")
     if X.shape[0] != len(ids):
         raise ValueError(f"{len(ids)} ids but a matrix of shape {X.shape}.")
@@ -309,8 +285,6 @@ def write_store(
                 )
             if not overwrite and any(target.iterdir()):
                 raise FileExistsError(f"{str(target)!r} exists and is not an embedding store; choose another path.")
-        from .._io import replace_dir
-
         replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
