@@ -163,3 +163,15 @@ def test_cli_train_layer(tmp_path):
     assert main([*args, "--layer", "lognorm", "--batch-size", "16", "--caption-keys", "cell_type=cell_type"]) == 0
     model = mmc.models.load(tmp_path / "m")
     assert model.omics_encoder.input_space["layer"] == "lognorm"
+
+
+def test_quickstart_marks_held_out_cells_and_names_every_file(tmp_path, capsys):
+    out = tmp_path / "qs"
+    assert main(["-q", "quickstart", "--out", str(out), "--epochs", "1"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"wrote to {out}/: ")
+    for name in ("pbmc68k_mmc.h5ad", "model/", "heldout_metrics.csv", "query_umap.png", "joint_umap.png"):
+        assert name in last and (out / name.rstrip("/")).exists(), name
+    adata = ad.read_h5ad(out / "pbmc68k_mmc.h5ad")
+    assert adata.obs["mmc_split"].value_counts().to_dict() == {"train": 504, "validation": 56, "unseen": 140}
+    assert adata.uns["mmcontext"]["train"]["n_unseen"] == 140

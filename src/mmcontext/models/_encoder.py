@@ -270,6 +270,10 @@ class MMContextEncoder(SentenceTransformer):
         with open(readme, encoding="utf8") as fh:
             text = fh.read()
         if HEADING not in text:
+            if info.get("data"):  # the stock card knows no AnnData: name it instead of "Training Dataset: Unknown"
+                text = text.replace(
+                    "<!-- - **Training Dataset:** Unknown -->", f"- **Training Dataset:** {info['data']} (see below)"
+                )
             with open(readme, "w", encoding="utf8") as fh:
                 fh.write(text.rstrip() + "\n\n" + card_section(info))
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._io import atomic_dir
+from .._io import atomic_dir, default_mode
 from .._settings import hf_progress
 
 if TYPE_CHECKING:
@@ -27,4 +27,6 @@ def save_model(model: MMContextEncoder, path: str | os.PathLike, **kwargs) -> Pa
         history = getattr(model, "mmc_history", None)
         if history is not None:
             (tmp / "training_history.json").write_text(json.dumps(history, indent=1))
+        for file in tmp.rglob("*"):  # safetensors writes weights 0600 (a temporary file's mode): use the umask
+            default_mode(file, directory=file.is_dir())
     return Path(path).resolve()

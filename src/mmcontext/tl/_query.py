@@ -39,6 +39,11 @@ def query(
 ) -> AnnData | None:
     """Score every cell against free-text queries.
 
+    With ``expand="ontology"`` (the default) a query naming a Cell Ontology term is rephrased before it is embedded,
+    so its scores differ from encoding the text yourself (``model.encode(query)``, by up to ~0.16 on
+    pbmc68k_reduced); the text actually embedded is recorded in ``adata.uns['mmcontext']['query']['per_query']``
+    and ``expand=None`` embeds every query as typed.
+
     The score is the cosine similarity between the query's text embedding and the cell's joint
     embedding (in [-1, 1]; higher = the cell matches the text better; minus the ``contrast`` term).
     A query that names a Cell Ontology term (a name, synonym or CL id) is embedded in the form
