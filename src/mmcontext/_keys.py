@@ -24,6 +24,8 @@ SEARCH = "mmc_search"
 SEARCH_CELLS = "mmc_search_cells"
 #: ``obs`` columns of zero-shot labels written by :func:`mmcontext.tl.annotate`.
 LABEL = "mmc_label"
+#: ``obs`` column saying which cells trained the model (``"train"``, ``"validation"``, ``"unseen"``).
+SPLIT = "mmc_split"
 #: ``obsm`` key of the cell x label score matrix written by :func:`mmcontext.tl.annotate`.
 LABEL_SCORES = "mmc_label_scores"
 

@@ -1,13 +1,21 @@
-"""Command line: ``mmcontext quickstart | train | embed | query``."""
+"""mmcontext command line: quickstart, train, embed, query.
+
+Errors in the input (a missing file, key or column, a bad option) are printed as one line on stderr with a
+non-zero exit status; pass --traceback to see where they came from.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
+
+#: Exceptions that mean "the input is wrong" (mmcontext's documented contract); shown as one line, exit status 1.
+USER_ERRORS = (ValueError, KeyError, TypeError, OSError, ImportError)
 
 
 def _write_h5ad(adata, path: Path) -> None:
@@ -51,14 +59,17 @@ def quickstart(out: Path, *, epochs: int = 10, seed: int = 0) -> dict[str, float
     mmc.tl.query(test, model, list(PBMC_QUERIES))
     res = mmc.tl.evaluate(test, label_key=PBMC_LABEL_KEY, queries=PBMC_QUERIES)
     metrics = {f"{m}:{s}" if m in ("auroc", "label_auroc") else m: float(v) for m, s, v in res.itertuples(index=False)}
-    res.to_csv(out / "heldout_metrics.csv", index=False)
+    from ._io import atomic_file
+
+    with atomic_file(out / "heldout_metrics.csv") as tmp:
+        res.to_csv(tmp, index=False)
 
     mmc.tl.embed(adata, model)
     mmc.tl.query(adata, model, ["natural killer cells", "monocytes", "B lymphocytes", "antibody-secreting cells"])
     mmc.tl.annotate(adata, model, labels)
     _save_fig(mmc.pl.query(adata, show=False, return_fig=True), out / "query_umap.png")
     _save_fig(
-        mmc.pl.embedding(adata, color=[PBMC_LABEL_KEY, "mmc_label"], show=False, return_fig=True),
+        mmc.pl.embedding(adata, color=[PBMC_LABEL_KEY, "mmc_label", "mmc_split"], show=False, return_fig=True),
         out / "joint_umap.png",
     )
     _save_fig(mmc.pl.training(model, show=False, return_fig=True), out / "training.png")
@@ -67,19 +78,40 @@ def quickstart(out: Path, *, epochs: int = 10, seed: int = 0) -> dict[str, float
     return metrics
 
 
+#: Python option names whose command-line flag has another name.
+_ALIASES = {"keys": "caption_keys", "caption_keys": "caption_keys"}
+
+#: What ``mmcontext quickstart`` writes into its output folder.
+QUICKSTART_FILES = (
+    "pbmc68k_mmc.h5ad",
+    "model/",
+    "heldout_metrics.csv",
+    "query_umap.png",
+    "joint_umap.png",
+    "training.png",
+)
+
+
 def _load_h5ad(path: str):
     import anndata as ad
 
     if not os.path.isfile(path):
-        raise SystemExit(f"error: input file {path!r} does not exist")
+        raise FileNotFoundError(f"input file {path!r} does not exist")
     return ad.read_h5ad(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``mmcontext`` argument parser (the docs' CLI reference is generated from it)."""
-    parser = argparse.ArgumentParser(prog="mmcontext", description=__doc__)
+    """The ``mmcontext`` argument parser (subcommands in ``parser.subcommands``; the docs read it)."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="mmcontext", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"mmcontext {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.subcommands = sub.choices
 
     p = sub.add_parser("quickstart", help="train on the bundled PBMC data, print held-out metrics, write h5ad + plots")
     p.add_argument("--out", default="mmcontext_quickstart", help="output folder (default: %(default)s)")
@@ -91,9 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-out", required=True, help="folder to save the trained model")
     p.add_argument("--caption-key", help="obs column of captions (default: built by prepare)")
     p.add_argument("--cell-type-key", help="obs column of cell types for captions (default: detected)")
+    p.add_argument(
+        "--caption-keys",
+        action="append",
+        metavar="FIELD=COLUMN",
+        help="caption field from an obs column, e.g. cell_type=bulk_labels (repeatable; default: detected)",
+    )
     p.add_argument("--use-rep", help="existing obsm key to use as the initial embedding")
+    p.add_argument("--method", choices=("genes", "pca"), default="genes", help="initial embedding (default: genes)")
+    p.add_argument("--n-components", type=int, default=50, help="principal components for --method pca")
+    p.add_argument("--layer", help="layer holding log-normalised expression (default: X)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--validation-split", type=float, default=0.1, help="share of cells held out (default: 0.1)")
     p.add_argument("--seed", type=int, default=0)
 
     for name, text in (("embed", "write the joint embedding (obsm['X_mmc'])"), ("query", "score cells against texts")):
@@ -101,22 +144,82 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("input", help=".h5ad file (prepared in the model's input space, or with --use-rep)")
         p.add_argument("--model", required=True, help="saved model folder or Hub id")
         p.add_argument("--out", required=True, help="output .h5ad")
-        p.add_argument("--use-rep", help="obsm key of the initial embedding")
+        p.add_argument(
+            "--use-rep", help="obsm key of the initial embedding (default: the one the model was trained on)"
+        )
+        p.add_argument("--layer", help="layer of log-normalised expression to project by gene name (default: X)")
         if name == "query":
             p.add_argument("--text", action="append", required=True, help="query text (repeatable)")
+            p.add_argument(
+                "--expand",
+                choices=("ontology", "none"),
+                default="ontology",
+                help="phrase queries naming a Cell Ontology term as captions (default), or use every query as typed",
+            )
             p.add_argument("--plot", help="PNG file for the scores on the UMAP")
     return parser
 
 
+def cli_words(text: str, parser: argparse.ArgumentParser, command: str | None) -> str:
+    """``text`` with Python options the command line has (```use_rep=`` ``) written as its flags (``--use-rep``)."""
+    sub = parser.subcommands.get(command) if command else None
+    flags = {a.dest: a.option_strings[-1] for a in (sub or parser)._actions if a.option_strings}
+
+    def flag(m: re.Match) -> str:
+        name, value = m.group(1), m.group(2).strip()
+        name = name if name in flags else _ALIASES.get(name, name)
+        if name not in flags:
+            return m.group(0)
+        pairs = re.findall(r"'([^']*)'\s*:\s*'([^']*)'", value)  # a dict such as {'cell_type': '<column>'}
+        value = " ".join(f"{k}={v}" for k, v in pairs) if pairs else value.strip("'\"")
+        return f"`{flags[name]}{' ' + value if value and value != 'True' else ''}`"
+
+    return re.sub(r"`([a-z_]+)=([^`]*)`", flag, text)
+
+
+def _caption_keys(items: list[str] | None) -> dict[str, str] | None:
+    if not items:
+        return None
+    bad = [i for i in items if "=" not in i]
+    if bad:
+        raise ValueError(f"--caption-keys takes FIELD=COLUMN (e.g. cell_type=bulk_labels), got {bad!r}")
+    return dict(i.split("=", 1) for i in items)
+
+
+class _CliFormatter(logging.Formatter):
+    def __init__(self, parser: argparse.ArgumentParser, command: str) -> None:
+        super().__init__("%(message)s")
+        self.parser, self.command = parser, command
+
+    def format(self, record: logging.LogRecord) -> str:
+        return cli_words(super().format(record), self.parser, self.command)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mmcontext`` command."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``mmcontext`` command: 0 on success, 1 on an input error (one line on stderr)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args, parser)
+    except KeyboardInterrupt:
+        print("mmcontext: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as err:
+        if args.traceback:
+            raise
+        text = " ".join((str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)).split())
+        name = type(err).__name__
+        print(f"mmcontext {args.command}: error: {cli_words(text, parser, args.command)} ({name})", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import mmcontext as mmc
 
     mmc.settings.progress = not args.quiet
     if not args.quiet:  # the package's own log lines only; other libraries keep their defaults
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(_CliFormatter(parser, args.command))
         log = logging.getLogger("mmcontext")
         log.addHandler(handler)
         log.setLevel(logging.INFO)
@@ -128,22 +231,28 @@ def main(argv: list[str] | None = None) -> int:
         print("held-out zero-shot metrics (pbmc68k_reduced, 140 test cells):")
         for key, value in metrics.items():
             print(f"  {key:55s} {value:.3f}")
-        print(f"wrote {out}/pbmc68k_mmc.h5ad, {out}/model/, query_umap.png, joint_umap.png, training.png")
+        print(f"wrote to {out}/: {', '.join(QUICKSTART_FILES)}")
         return 0
 
     adata = _load_h5ad(args.input)
     if args.command == "train":
+        keys = _caption_keys(args.caption_keys)
+        if args.cell_type_key:
+            keys = {**(keys if isinstance(keys, dict) else {}), "cell_type": args.cell_type_key}
         if args.caption_key is None and args.use_rep is None:
-            keys = {"cell_type": args.cell_type_key} if args.cell_type_key else None
-            mmc.pp.prepare(adata, caption_keys=keys)
+            mmc.pp.prepare(
+                adata, method=args.method, n_components=args.n_components, layer=args.layer, caption_keys=keys
+            )
         elif args.caption_key is None:
-            mmc.pp.captions(adata, keys={"cell_type": args.cell_type_key} if args.cell_type_key else None)
+            mmc.pp.captions(adata, keys=keys)
         mmc.tl.train(
             adata,
             caption_key=args.caption_key,
             use_rep=args.use_rep,
             epochs=args.epochs,
             batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            validation_split=args.validation_split,
             seed=args.seed,
             output_dir=args.model_out,
         )
@@ -152,9 +261,12 @@ def main(argv: list[str] | None = None) -> int:
 
     model = mmc.models.load(args.model)
     if args.command == "embed":
-        mmc.tl.embed(adata, model, use_rep=args.use_rep)
+        mmc.tl.embed(adata, model, use_rep=args.use_rep, layer=args.layer)
     else:
-        mmc.tl.query(adata, model, args.text, use_rep=args.use_rep)
+        if args.layer is not None:
+            mmc.tl.embed(adata, model, use_rep=args.use_rep, layer=args.layer)
+        expand = None if args.expand == "none" else args.expand
+        mmc.tl.query(adata, model, args.text, use_rep=args.use_rep, expand=expand)
         if args.plot:
             _save_fig(mmc.pl.query(adata, args.text, show=False, return_fig=True), Path(args.plot))
     _write_h5ad(adata, Path(args.out))

@@ -33,7 +33,7 @@ def test_annotate_writes_labels_scores_and_is_accurate(test_cells, trained_model
     assert isinstance(obs["mmc_label"].dtype, pd.CategoricalDtype)
     assert list(obs["mmc_label"].cat.categories) == labels
     assert obs["mmc_label_score"].dtype == np.float32 and obs["mmc_label_margin"].dtype == np.float32
-    scores = test_cells.obsm["mmc_label_scores"]
+    scores = mmc.tl.label_scores(test_cells)
     assert isinstance(scores, pd.DataFrame) and list(scores.columns) == labels and scores.shape == (140, 10)
     S = scores.to_numpy()
     np.testing.assert_allclose(obs["mmc_label_score"], S.max(axis=1), atol=1e-6)
@@ -49,6 +49,33 @@ def test_annotate_writes_labels_scores_and_is_accurate(test_cells, trained_model
     back = ad.read_h5ad(path)
     assert back.obs["mmc_label"].equals(test_cells.obs["mmc_label"])
     np.testing.assert_allclose(np.asarray(back.obsm["mmc_label_scores"]), S)
+
+
+def test_label_scores_write_without_warnings_and_read_back_with_their_names(test_cells, trained_model, tmp_path):
+    import warnings
+
+    labels = list(test_cells.obs[PBMC_LABEL_KEY].cat.categories)
+    assert any("/" in lab for lab in labels)
+    mmc.tl.annotate(test_cells, trained_model, PBMC_LABEL_KEY)
+    stored = test_cells.obsm["mmc_label_scores"]
+    assert not any("/" in c for c in stored.columns) and stored.shape[1] == len(labels)
+    assert list(test_cells.uns["mmcontext"]["columns"]["mmc_label_scores"]) == labels
+    path = tmp_path / "a.h5ad"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # anndata: "Forward slashes will be disallowed in h5 stores"
+        test_cells.write_h5ad(path)
+    back = ad.read_h5ad(path)
+    restored = mmc.tl.label_scores(back)
+    assert list(restored.columns) == labels
+    np.testing.assert_array_equal(restored.to_numpy(), mmc.tl.label_scores(test_cells).to_numpy())
+    # readers use the label names as given: evaluate's per-label rows and the similarity table
+    res = mmc.tl.evaluate(back, label_key=PBMC_LABEL_KEY)
+    assert "CD4+/CD25 T Reg" in set(res.loc[res["metric"] == "label_auroc", "subject"])
+    from mmcontext.pl._similarity import similarity_table
+
+    assert list(similarity_table(back, PBMC_LABEL_KEY).columns) == labels
+    with pytest.raises(KeyError, match="run `mmc"):
+        mmc.tl.label_scores(back, key="other")
 
 
 def test_scores_do_not_depend_on_batch_or_subset(test_cells, trained_model):

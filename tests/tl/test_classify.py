@@ -38,7 +38,10 @@ def test_classification_on_pca_heldout(pbmc_masked, tmp_path):
     mmc.tl.classify(adata, None, head, key_added="clf")
     assert isinstance(adata.obs["clf"].dtype, pd.CategoricalDtype)
     assert list(adata.obs["clf"].cat.categories) == head.classes
-    probs = adata.obsm["clf_probs"]
+    from mmcontext._frames import read_frame
+
+    probs = read_frame(adata, "clf_probs")
+    assert not any("/" in c for c in adata.obsm["clf_probs"].columns)
     assert probs.shape == (adata.n_obs, 10) and list(probs.columns) == head.classes
     np.testing.assert_allclose(probs.to_numpy().sum(1), 1.0, atol=1e-5)
     np.testing.assert_allclose(adata.obs["clf_score"].to_numpy(), probs.to_numpy().max(1), atol=1e-6)
@@ -55,7 +58,7 @@ def test_classification_on_pca_heldout(pbmc_masked, tmp_path):
     # h5ad round trip
     adata.write_h5ad(tmp_path / "a.h5ad")
     back = ad.read_h5ad(tmp_path / "a.h5ad")
-    pd.testing.assert_frame_equal(back.obsm["clf_probs"], probs, check_dtype=False)
+    pd.testing.assert_frame_equal(read_frame(back, "clf_probs"), probs, check_dtype=False)
     assert back.uns["mmcontext"]["classify"]["key_added"] == "clf"
 
 

@@ -11,6 +11,7 @@ from ._encoder import MMContextEncoder, load
 from ._evaluator import CellCaptionEvaluator
 from ._fingerprint import model_fingerprint
 from ._io import save_model
+from ._locate import ModelNotFoundError
 from ._losses import LOSSES, CaptionAwareMNRLoss, CLIPLoss, TextPairMNRLoss, make_loss
 from ._omics import OmicsEncoder
 from ._processor import MMContextProcessor
@@ -29,6 +30,7 @@ __all__ = [
     "EmbeddingStore",
     "MMContextEncoder",
     "MMContextProcessor",
+    "ModelNotFoundError",
     "OmicsEncoder",
     "StoreIntegrityError",
     "TextPairMNRLoss",

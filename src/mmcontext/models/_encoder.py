@@ -270,6 +270,10 @@ class MMContextEncoder(SentenceTransformer):
         with open(readme, encoding="utf8") as fh:
             text = fh.read()
         if HEADING not in text:
+            if info.get("data"):  # the stock card knows no AnnData: name it instead of "Training Dataset: Unknown"
+                text = text.replace(
+                    "<!-- - **Training Dataset:** Unknown -->", f"- **Training Dataset:** {info['data']} (see below)"
+                )
             with open(readme, "w", encoding="utf8") as fh:
                 fh.write(text.rstrip() + "\n\n" + card_section(info))
 
@@ -363,7 +367,11 @@ def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContext
     Parameters
     ----------
     name_or_path
-        A folder written by ``model.save_pretrained`` or a Hub repository id.
+        A folder written by ``model.save_pretrained`` or a Hub repository id. A name that looks like a path (a
+        separator, a leading ``.`` or ``~``, or close to an existing folder's name), and any name not in the local
+        Hub cache while the Hub is offline (``HF_HUB_OFFLINE``) or unreachable, raises
+        :class:`~mmcontext.models.ModelNotFoundError` at once, naming the nearest existing folder; nothing is
+        downloaded or retried.
     device
         Torch device; default from :attr:`mmcontext.settings.device`.
     **kwargs
@@ -380,6 +388,7 @@ def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContext
     from .._io import recover_dir
     from .._settings import hf_progress
     from .._validation import check_model_folder
+    from ._locate import locate_model
 
     name_or_path = os.fspath(name_or_path)
     recover_dir(name_or_path)  # a save killed between its two renames left the previous version aside
@@ -387,15 +396,8 @@ def load(name_or_path: str, *, device: str | None = None, **kwargs) -> MMContext
         check_model_folder(name_or_path)  # missing / corrupted files: a clear error naming the file
     elif os.path.exists(name_or_path):
         raise FileNotFoundError(f"{name_or_path!r} is a file, not a model folder; pass the folder `save_model` wrote.")
-    elif (
-        os.path.isabs(name_or_path)
-        or name_or_path.startswith((".", "~"))
-        or os.path.isdir(os.path.dirname(name_or_path) or "\0")
-    ):
-        raise FileNotFoundError(
-            f"No model folder at {name_or_path!r}; pass the folder `mmc.models.save_model` "
-            "wrote, or a Hugging Face Hub id."
-        )
+    else:
+        locate_model(name_or_path)  # a mistyped folder, or the Hub offline: fail now, not after a minute of retries
     try:
         with hf_progress():
             model = MMContextEncoder(name_or_path, device=_device(device), **kwargs)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import _model_attrs
-from .._io import atomic_dir
+from .._io import atomic_dir, default_mode
 from .._settings import hf_progress
 
 if TYPE_CHECKING:
@@ -31,4 +31,6 @@ def save_model(model: MMContextEncoder, path: str | os.PathLike, **kwargs) -> Pa
         history = _model_attrs.history(model)
         if history is not None:
             (tmp / "training_history.json").write_text(json.dumps(history, indent=1))
+        for file in tmp.rglob("*"):  # safetensors writes weights 0600 (a temporary file's mode): use the umask
+            default_mode(file, directory=file.is_dir())
     return Path(path).resolve()

@@ -9,6 +9,7 @@ from .. import _keys
 from .._errors import MMContextKeyError
 from .._logging import log_added
 from ._utils import finish
+from ._utils import mark_heldout as mark_heldout_cells
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -23,6 +24,7 @@ def embedding(
     *,
     rep: str = _keys.X_MMC,
     basis: str = _keys.MMC_UMAP,
+    mark_heldout: bool | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
     return_fig: bool = False,
@@ -43,6 +45,9 @@ def embedding(
         ``obsm`` key of the joint embedding.
     basis
         ``obsm`` key of its 2-D UMAP (computed when absent).
+    mark_heldout
+        Ring the cells that did not train the model (``obs['mmc_split']`` is ``"validation"`` or ``"unseen"``),
+        so training cells are not mistaken for held-out ones. Default: when ``obs['mmc_split']`` exists.
     ax, show, return_fig
         As in :func:`mmcontext.pl.query`.
     **kwargs
@@ -66,4 +71,5 @@ def embedding(
         log_added((basis, "obsm"))
     kwargs.setdefault("wspace", 0.7)  # room for long categorical legends between panels
     axes = sc.pl.embedding(adata, basis=basis, color=color, ax=ax, show=False, **kwargs)
+    mark_heldout_cells(axes, adata, basis, mark_heldout)
     return finish(axes, show=show, return_fig=return_fig)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .. import _keys
 from .._errors import MMContextKeyError
+from .._frames import read_frame
 from ._utils import finish, new_axes
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def similarity_table(
         raise MMContextKeyError(f"adata.obs[{groupby!r}] not found; pass a column such as 'leiden' or the true labels.")
     if standard_scale not in (None, "group", "label"):
         raise ValueError(f"standard_scale={standard_scale!r} is not one of 'group', 'label' or None.")
-    scores = adata.obsm[scores_key]
+    scores = read_frame(adata, scores_key)  # the label names as given
     groups = adata.obs[groupby]
     table = scores.groupby(groups.to_numpy(), sort=True).mean()
     if hasattr(groups, "cat"):

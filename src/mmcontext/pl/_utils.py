@@ -38,6 +38,39 @@ def basis_key(adata: AnnData, basis: str) -> str:
     return key
 
 
+def mark_heldout(axes, adata: AnnData, basis: str, mark: bool | None) -> int:
+    """Ring the cells that did not train the model (``obs['mmc_split']`` not ``"train"``) on every panel.
+
+    ``mark=None`` rings them when ``adata.obs['mmc_split']`` exists and holds training and other cells. Returns the
+    number of cells ringed per panel (0: nothing drawn).
+    """
+    import numpy as np
+
+    from .. import _keys
+
+    if mark is False or _keys.SPLIT not in adata.obs:
+        if mark:
+            raise KeyError(
+                f"adata.obs[{_keys.SPLIT!r}] not found; it is written by `mmc.tl.train` and by `mmc.tl.embed` with "
+                "the model trained on these cells."
+            )
+        return 0
+    held = (adata.obs[_keys.SPLIT].astype(str) != "train").to_numpy()
+    if not held.any() or held.all():
+        return 0
+    xy = np.asarray(adata.obsm[basis])[held, :2]
+    for ax in np.ravel(axes) if isinstance(axes, (list, np.ndarray)) else [axes]:
+        ax.scatter(xy[:, 0], xy[:, 1], s=14, facecolors="none", edgecolors="black", linewidths=0.4, zorder=3)
+        ax.text(
+            0.01,
+            0.01,
+            f"ringed: {int(held.sum())} held-out cells (did not train the model)",
+            transform=ax.transAxes,
+            fontsize=7,
+        )
+    return int(held.sum())
+
+
 def new_axes(ax: Axes | None, *, figsize=(5, 4)) -> Axes:
     """``ax`` or a new figure's axes."""
     import matplotlib.pyplot as plt

@@ -1,6 +1,6 @@
 """Tools: train, embed, query, search, annotate and evaluate."""
 
-from ._annotate import annotate
+from ._annotate import annotate, label_scores
 from ._classify import classify, fit_classifier
 from ._embed import embed
 from ._evaluate import classify_evaluate, evaluate
@@ -19,6 +19,7 @@ __all__ = [
     "evaluate",
     "fit_classifier",
     "label_query",
+    "label_scores",
     "load_index",
     "query",
     "search",

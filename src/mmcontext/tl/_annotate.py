@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._frames import write_frame
 from .._logging import log_added
 from .._provenance import record
 from .._validation import (
@@ -166,7 +167,9 @@ def annotate(
     ``adata.obs[key_added + '_probability']``
         with a calibrated model (and ``calibrate=True``): float32 calibrated probability of the chosen label.
     ``adata.obsm[key_added + '_scores']``
-        DataFrame, cells x labels, all scores.
+        DataFrame, cells x labels, all scores. Its column names are h5ad-safe (a '/' in a label becomes '_');
+        the labels as given are kept in ``adata.uns['mmcontext']['columns'][key_added + '_scores']`` (when they
+        differ) and :func:`label_scores` returns the frame with them.
     ``adata.obsm[key_added + '_markers']``
         with ``markers``: DataFrame, cells x labels, the marker evidence (mean standardised marker expression).
     ``adata.uns['mmcontext']['annotate']``
@@ -250,7 +253,7 @@ def annotate(
     adata.obs[key_added] = pd.Categorical.from_codes(codes, categories=categories)
     adata.obs[f"{key_added}_score"] = top.astype(np.float32)
     adata.obs[f"{key_added}_margin"] = (top - second).astype(np.float32)
-    adata.obsm[f"{key_added}_scores"] = pd.DataFrame(scores.astype(np.float32), index=adata.obs_names, columns=labels)
+    write_frame(adata, f"{key_added}_scores", scores.astype(np.float32), labels)  # h5-safe names, originals in uns
     if prob is not None:
         adata.obs[f"{key_added}_probability"] = prob[rows, best]
     if rerank_probs is not None:
@@ -294,6 +297,39 @@ def annotate(
     )
     log_added(*written)
     return adata if copy else None
+
+
+def label_scores(adata: AnnData, *, key: str = _keys.LABEL) -> pd.DataFrame:
+    """The cells x labels scores of :func:`annotate`, with the labels as given (also after an h5ad round trip).
+
+    ``adata.obsm[key + '_scores']`` holds them under h5ad-safe column names ('/' replaced); this frame has the
+    original label names, e.g. ``"CD4+/CD25 T Reg"``.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix after :func:`annotate`.
+    key
+        The ``key_added`` of :func:`annotate`.
+
+    Returns
+    -------
+    DataFrame, cells x labels, of the scores in ``adata.obsm[key + '_scores']`` with the label names as given.
+
+    Examples
+    --------
+    >>> mmc.tl.label_scores(adata)["CD4+/CD25 T Reg"]  # doctest: +SKIP
+
+    """
+    from .._frames import read_frame
+
+    scores_key = f"{key}_scores"
+    if scores_key not in adata.obsm:
+        raise MMContextKeyError(
+            f"adata.obsm[{scores_key!r}] not found; run `mmc.tl.annotate(adata, model, labels)` first"
+            f"{'' if key == _keys.LABEL else ' with this `key_added=`'}."
+        )
+    return read_frame(adata, scores_key)
 
 
 def _prior_texts(

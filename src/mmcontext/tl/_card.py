@@ -18,12 +18,19 @@ def card_info(adata: Any, params: dict[str, Any], model: Any) -> dict[str, Any]:
     if adata is not None and caption_key in adata.obs:
         examples = [str(c) for c in adata.obs[caption_key].astype(str).drop_duplicates().head(3)]
     history = _model_attrs.history(model) or []
-    metrics = {
+    metrics = {  # the last value of each: training loss, validation loss and the evaluator's metrics
         k: float(v)
         for h in history
         for k, v in h.items()
-        if k in ("eval_loss", "train_loss") and isinstance(v, (int, float, str)) and _is_number(v)
+        if (k == "train_loss" or k.startswith("eval_"))
+        and not k.endswith(("_runtime", "_per_second"))
+        and _is_number(v)
     }
+    for k, v in (params.get("calibration") or {}).items():
+        if _is_number(v):
+            metrics[f"calibration_{k}"] = float(v)
+    omics = model.omics_encoder
+    label_columns = [str(c) for c in dict(prep.get("caption_keys", {}) or {}).values()]
     return {
         "data": (f"{adata.n_obs} cells x {adata.n_vars} genes; " if adata is not None else "a dataset by reference; ")
         + f"{params.get('n_train')} for training, {params.get('n_validation')} held out",
@@ -33,6 +40,12 @@ def card_info(adata: Any, params: dict[str, Any], model: Any) -> dict[str, Any]:
             else f"dataset column {caption_key!r}"
         ),
         "caption_examples": examples,
+        "label_columns": label_columns,
+        "encoding": f"each cell's initial embedding ({model.input_dim} values, obsm key {space.get('obsm_key')!r}) "
+        f"goes through the omics route: an MLP adapter ({getattr(omics, 'n_layers', '?')} layers of "
+        f"{getattr(omics, 'hidden_dim', '?')}) into the text model's {omics.output_dim}-d space, then L2-normalised; "
+        f"texts go through the text tower ({model.model_card_data.base_model}). Cells: `mmc.tl.embed(adata, model)` "
+        "or `model.encode(X.tolist(), task='omics')`; texts: `model.encode(texts)`",
         "input_space": f"{space.get('method', 'obsm')} ({model.input_dim} features, obsm key "
         f"{space.get('obsm_key')!r}"
         + (f", {len(arrays['genes'])} genes carried in input_space.npz" if "genes" in arrays else "")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._frames import write_frame
 from .._keys import TASKS
 from .._logging import log_added, logger
 from .._provenance import record
@@ -262,7 +263,8 @@ def classify(
     ``adata.obs[key_added + '_score']``
         float32 probability of the predicted label (classification only).
     ``adata.obsm[key_added + '_probs']``
-        DataFrame, cells x classes, probabilities (classification and multilabel).
+        DataFrame, cells x classes, probabilities (classification and multilabel); h5ad-safe column names ('/'
+        becomes '_'), the class names as given in ``adata.uns['mmcontext']['columns'][key_added + '_probs']``.
     ``adata.uns['mmcontext']['classify']``
         The head's task, classes and features, ``key_added``, the model's provenance.
 
@@ -315,7 +317,6 @@ def classify(
     if head.task == "regression":
         adata.obs[key_added] = out.astype(np.float32)
     else:
-        probs = pd.DataFrame(out, index=adata.obs_names, columns=head.classes)
         if head.task == "classification":
             best = out.argmax(axis=1)
             adata.obs[key_added] = pd.Categorical.from_codes(best, categories=head.classes)
@@ -326,7 +327,7 @@ def classify(
             names = np.asarray(head.classes, dtype=object)
             joined = [sep.join(names[row >= threshold]) for row in out]
             adata.obs[key_added] = pd.Categorical(joined)
-        adata.obsm[f"{key_added}_probs"] = probs
+        write_frame(adata, f"{key_added}_probs", out, head.classes)  # h5-safe names, originals in uns
         written.append((f"{key_added}_probs", "obsm"))
     prov = {}
     if model is not None:

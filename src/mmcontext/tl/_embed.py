@@ -11,10 +11,11 @@ import numpy as np
 
 from .. import _keys, _model_attrs
 from .._compat import is_read_only_backed
-from .._logging import log_added, logger
+from .._logging import logger
 from .._provenance import find_record, record, text_fingerprint
 from .._settings import settings
 from .._validation import (
+    MMContextKeyError,
     check_adata,
     check_key_added,
     check_model,
@@ -81,10 +82,31 @@ def _source(adata: AnnData, model: MMContextEncoder, use_rep: str | None, layer:
             )
         return use_rep
     if layer is None:
+        own = model_obsm_key(model)
+        if own is not None and own in adata.obsm:
+            return own  # the obsm key the model was trained on (e.g. 'X_pca'), found in this AnnData
         key = find_record(adata, "prepare").get("init_key", _keys.X_INIT)
         if key in adata.obsm or space_from_model(model) is None:
+            if key not in adata.obsm and own not in (None, key):
+                raise MMContextKeyError(
+                    f"adata.obsm[{own!r}] not found: the model was trained on adata.obsm[{own!r}] and looks for it "
+                    f"(available: {list(adata.obsm.keys())!r}). Compute it as for the training data, "
+                    "or pass the matching `use_rep=`."
+                )
             return init_key(adata, None)  # the prepared initial embedding, or the error saying how to make one
     return "X"
+
+
+def model_obsm_key(model: MMContextEncoder) -> str | None:
+    """The ``obsm`` key of the initial embedding ``model`` was trained on (``None``: not recorded)."""
+    key = (getattr(model.omics_encoder, "input_space", None) or {}).get("obsm_key")
+    return str(key) if key else None
+
+
+def _source_text(params: dict[str, Any]) -> str:
+    if params["use_rep"] != "X":
+        return f"adata.obsm[{params['use_rep']!r}]"
+    return f"{params['source']} projected into the model's {params['input_space']} space"
 
 
 def _plan(
@@ -241,6 +263,7 @@ def cell_embeddings(
     emb = _collect(_progress(chunks, adata.n_obs, params), adata.n_obs, model.omics_encoder.output_dim)
     if params["use_rep"] == "X":
         log_missing(params["n_missing_genes"], params["n_genes"])
+    logger.info("embedded %d cells from %s", adata.n_obs, _source_text(params))
     return emb
 
 
@@ -280,8 +303,9 @@ def embed(
     use_rep
         Where the model's input comes from. An ``obsm`` key: that initial embedding as is. ``"X"``: rebuilt from
         the expression (``adata.X`` or ``layer``) in the model's input space, streamed in chunks. ``None``
-        (default): the initial embedding :func:`~mmcontext.pp.prepare` recorded when ``adata.obsm`` holds it and no
-        ``layer`` is given, else ``"X"``.
+        (default, no ``layer``): the ``obsm`` key the model was trained on (e.g. ``'X_pca'``, kept in its
+        ``input_space``) when ``adata.obsm`` holds it, else the initial embedding :func:`~mmcontext.pp.prepare`
+        recorded, else ``"X"``. The log line names the key used.
     layer
         With ``use_rep="X"``: expression layer to read instead of ``adata.X`` (default: the layer the model's
         training data was prepared from, else ``adata.X``). Log-normalised like the training data. Without it, a
@@ -315,6 +339,10 @@ def embed(
 
     ``adata.obsm[key_added]``
         float32 array, cells x embedding dimension, rows of unit length.
+    ``adata.obs['mmc_split']``
+        with a model trained in this session on cells all in ``adata`` (e.g. on ``adata[train].copy()``):
+        categorical ``"train"`` / ``"validation"`` / ``"unseen"``, which cells trained the model; the model's
+        training record is copied to ``adata.uns['mmcontext']['train']`` with this AnnData's counts.
     ``adata.uns['mmcontext']['embed']``
         Model name/path and fingerprint, dimensions, ``use_rep`` (the obsm key, or ``"X"``); with ``"X"`` also
         ``layer``, ``source`` (the matrix read), ``used_raw``, ``normalize``, ``input_space`` (``"genes"`` or
@@ -380,9 +408,12 @@ def embed(
         key=key_added,
         outputs=("embed", [(key_added, "obsm")]),
     )
+    from ._split import mark_split
+
+    split = f", '{_keys.SPLIT}' (adata.obs)" if mark_split(adata, model) else ""
     if from_x:
         log_missing(params["n_missing_genes"], params["n_genes"])
-    log_added((key_added, "obsm"))
+    logger.info("added '%s' (adata.obsm)%s, embedded from %s", key_added, split, _source_text(params))
     return adata if copy else None
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._frames import read_frame
 from .._keys import TASKS
 from .._provenance import find_record
 from .._validation import MMContextKeyError, check_adata, check_model, check_query_labels, get_obs_column, get_obsm
@@ -65,9 +66,9 @@ def _label_scores(adata: AnnData, truth: np.ndarray, scores_key: str) -> list[tu
     """Per-label AUROC and cell-type-level metrics from the cells x labels score matrix."""
     from sklearn.metrics import roc_auc_score
 
-    frame = adata.obsm[scores_key]
-    if not isinstance(frame, pd.DataFrame):
+    if not isinstance(adata.obsm[scores_key], pd.DataFrame):
         return []
+    frame = read_frame(adata, scores_key)  # the label names as given, also after an h5ad round trip
     cols = [str(c) for c in frame.columns]
     S = frame.to_numpy(dtype=np.float64)
     rows: list[tuple] = []
@@ -302,7 +303,7 @@ def classify_evaluate(
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
     pred_col = get_obs_column(adata, key_added)
     probs_key = f"{key_added}_probs"
-    probs = adata.obsm[probs_key] if probs_key in adata.obsm else None
+    probs = read_frame(adata, probs_key) if probs_key in adata.obsm else None  # the class names as given
     if task != "regression" and probs is None:
         raise MMContextKeyError(
             f"adata.obsm[{probs_key!r}] not found; run `mmc.tl.classify(..., key_added={key_added!r})` first."

@@ -43,6 +43,11 @@ def query(
 ) -> AnnData | None:
     """Score every cell against free-text queries.
 
+    With ``expand="ontology"`` (the default) a query naming a Cell Ontology term is rephrased before it is embedded,
+    so its scores differ from encoding the text yourself (``model.encode(query)``, by up to ~0.16 on
+    pbmc68k_reduced); the text actually embedded is recorded in ``adata.uns['mmcontext']['query']['per_query']``
+    and ``expand=None`` embeds every query as typed.
+
     The score is the cosine similarity between the query's text embedding and the cell's joint
     embedding (in [-1, 1]; higher = the cell matches the text better; minus the ``contrast`` term).
     A query that names a Cell Ontology term (a name, synonym or CL id) is embedded in the form
@@ -118,7 +123,13 @@ def query(
     ``adata.obs[<key> + '_rerank']``
         with ``rerank``: float32 cross-encoder match probability of the top-k cells, NaN for the others.
     ``adata.uns['mmcontext']['query']``
-        ``queries`` and ``keys`` (parallel lists), ``expand``, ``contrast`` and the model's provenance.
+        ``queries`` and ``keys`` (parallel lists), ``expand``, ``contrast``, the model's provenance, and
+        ``per_query``: for each ``obs`` key the ``query``, the ``text`` actually embedded for it (its caption
+        phrasing with ``expand="ontology"``; several texts joined by ``" | "``), what the ``score`` is, its
+        ``best_similarity`` to any cell, the ``caption_floor`` (the least similarity of a training caption to its
+        nearest other caption; NaN without training captions) and ``far`` (best below the floor: the query is
+        further from what the model learned than its captions are from one another, and it cannot answer it;
+        also logged as a warning).
 
     Examples
     --------
@@ -146,6 +157,10 @@ def query(
     cells = joint_embedding(adata, model, use_rep)
     # queries x cells, C-ordered: each query's scores are contiguous and become its obs column without a copy
     scores = (text_embeddings(model, phrasings) @ cells.T).T
+    from ._reach import caption_floor, query_records
+
+    score = "cosine similarity" if not contrast else f"cosine similarity - {float(contrast):g} x best caption's"
+    per_query = query_records(queries, keys, phrasings, scores.max(axis=0), caption_floor(model), score)
     if contrast:
         known_emb = text_embeddings(model, [[c] for c in known])
         scores -= float(contrast) * best_similarity(cells, known_emb)[:, None]
@@ -158,6 +173,8 @@ def query(
         from ._rerank import rerank_scores
 
         scores, probs = rerank_scores(adata, rerank, queries, scores, top_k=top_k, axis=0, use_rep=use_rep)
+        for rec in per_query.values():
+            rec["score"] += f", top {top_k} reranked"
     adata = adata.copy() if copy else adata
     write_query_scores(
         adata,
@@ -172,6 +189,7 @@ def query(
             "marker_weight": weight if evidence is not None else 0.0,
             "rerank_top_k": top_k if rerank is not None else None,
         },
+        per_query,
     )
     if evidence is not None:
         log_added(*write_evidence(adata, keys, evidence, weight))
@@ -205,9 +223,15 @@ def query_keys(queries: list[str], key_added: str | Sequence[str] | None) -> lis
 
 
 def write_query_scores(
-    adata: AnnData, model: MMContextEncoder, queries: list[str], keys: list[str], scores: np.ndarray, params: dict
+    adata: AnnData,
+    model: MMContextEncoder,
+    queries: list[str],
+    keys: list[str],
+    scores: np.ndarray,
+    params: dict,
+    per_query: dict[str, dict] | None = None,
 ) -> None:
-    """Write one float32 ``obs`` column per query and merge them into ``uns['mmcontext']['query']``.
+    """Write one float32 ``obs`` column per query; merge them and ``per_query`` into ``uns['mmcontext']['query']``.
 
     ``scores`` is cells x queries; all columns join ``obs`` at once (one block; no copy when ``scores`` is the
     transpose of a C-ordered float32 queries x cells array), replacing earlier columns of the same names.
@@ -221,10 +245,18 @@ def write_query_scores(
     previous = find_record(adata, "query")
     known = dict(zip(list(previous.get("keys", [])), list(previous.get("queries", [])), strict=False))
     known.update(zip(keys, queries, strict=True))
+    merged = {k: v for k, v in dict(previous.get("per_query", {})).items() if k in known}
+    merged.update(per_query or {})
     record(
         adata,
         "query",
-        {**model_provenance(model), "keys": list(known), "queries": list(known.values()), **params},
+        {
+            **model_provenance(model),
+            "keys": list(known),
+            "queries": list(known.values()),
+            **params,
+            "per_query": merged,
+        },
         outputs=("query", [(k, "obs") for k in keys]),
     )
     log_added(*[(k, "obs") for k in keys])
@@ -316,7 +348,11 @@ def label_query(
     label_emb = text_embeddings(model, texts)
     cells = joint_embedding(adata, model, use_rep)
     prob = softmax_rows((cells @ label_emb.T) / float(temperature))
-    scores = prob @ (text_embeddings(model, query_texts(queries, expand=expand)) @ label_emb.T).T
+    phrasings = query_texts(queries, expand=expand)
+    scores = prob @ (text_embeddings(model, phrasings) @ label_emb.T).T
+    from ._reach import query_records
+
+    per_query = query_records(queries, keys, phrasings, scores.max(axis=0), None, "label-weighted similarity")
     weight = check_marker_weight(marker_weight)
     evidence = marker_evidence(adata, model, queries, markers=markers, use_rep=use_rep) if weight else None
     if evidence is not None:
@@ -337,6 +373,7 @@ def label_query(
             "markers": evidence is not None,
             "marker_weight": weight if evidence is not None else 0.0,
         },
+        per_query,
     )
     if evidence is not None:
         log_added(*write_evidence(adata, keys, evidence, weight))

@@ -162,8 +162,12 @@ def train(
     Returns
     -------
     The trained :class:`~mmcontext.models.MMContextEncoder`; its training log is in ``model.mmc_history``
-    (also written to ``output_dir/training_history.json``). Records the parameters in
-    ``adata.uns['mmcontext']['train']``, ``text_pairs`` among them: ``None``, or a dict with ``"kind"``
+    (also written to ``output_dir/training_history.json``). Writes ``adata.obs['mmc_split']`` (categorical
+    ``"train"``, ``"validation"``, or ``"unseen"`` for cells without a caption): which cells trained the model; the
+    model keeps their names, so :func:`mmcontext.tl.embed` on a larger AnnData holding them (the full data a
+    subset copy was taken from) marks them there too. Records the parameters in
+    ``adata.uns['mmcontext']['train']`` (``split_key``, ``n_train``, ``n_validation``, ``n_unseen``, ...),
+    ``text_pairs`` among them: ``None``, or a dict with ``"kind"``
     (``"ontology"``, ``"pairs"`` or ``"dataset"``) and ``"n_pairs"`` (for ``"ontology"`` also ``cell_type_key``,
     ``n_terms``, ``n_labels_matched`` and the ``unmatched`` labels), and ``calibration``: ``scale``, ``weight`` and
     ``n_cells`` of the label-probability calibration fitted on the validation cells after training
@@ -352,6 +356,12 @@ def train(
         keeper = KeepBestCallback(model, f"eval_{evaluator.primary_metric}") if keep_best and evaluator else None
         if keep_best and keeper is None:
             raise ValueError("keep_best=True needs validation cells: set validation_split > 0 (or a validation split).")
+        if ds_in is None and not model.model_card_data.widget:
+            # distinct training captions as the card's examples; sentence-transformers would otherwise sample the
+            # (repetitive) training pairs behind a "Computing widget examples" progress bar
+            distinct = list(dict.fromkeys(str(c) for c in captions[train_cells]))[:4]
+            model.model_card_data.widget = [{"source_sentence": distinct[0], "sentences": distinct[1:]}]
+            model.model_card_data.usage_examples = distinct[:3]
         trainer = MMContextTrainer(
             model=model,
             args=args,
@@ -418,6 +428,9 @@ def train(
     if ds_in is not None:
         params.update(n_train=len(train_ds), dataset_shape=ds_in["shape"], stores=sorted(ds_in["stores"]))
     if adata is not None:
+        from ._split import remember_split
+
+        params.update(remember_split(model, adata, train_cells, val_cells))  # obs['mmc_split']
         record(adata, "train", params)
     logger.info("trained on %d cells for %d epochs (%d steps)", len(train_cells), epochs, trainer.state.global_step)
     return model

@@ -97,3 +97,7 @@ class BarOnlyProgress(ProgressCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         return
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        """No second bar for each evaluation below the training bar (the epoch's eval is short)."""
+        return

@@ -1,0 +1,73 @@
+"""Whether a query is within reach of what a model was trained on, recorded per query in ``uns``.
+
+A query's scores always rank the cells, even when the model never saw anything like it ("antibody-secreting cells"
+in data without plasma cells). Trained cells sit next to their captions (a training caption's best cell similarity
+is ~0.97 on pbmc68k_reduced), so a query's best cell similarity is about its similarity to the nearest training
+caption. When that is below the least similarity any training caption has to its nearest other caption, the query
+is further from what the model learned than the training captions are from one another: the model cannot answer
+it, the log warns and ``uns['mmcontext']['query']['per_query']`` says so.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._logging import logger
+
+if TYPE_CHECKING:
+    from ..models import MMContextEncoder
+
+#: Training captions read (the most frequent first).
+MAX_CAPTIONS = 200
+
+
+def caption_floor(model: MMContextEncoder) -> float | None:
+    """The smallest, over the model's training captions, of each caption's cosine similarity to its nearest other.
+
+    ``None`` for a model without at least two training captions (kept with the calibration, i.e. trained with
+    validation cells).
+    """
+    from ._texts import text_embeddings
+
+    known = list((model.calibration or {}).get("prior", {}))[:MAX_CAPTIONS]
+    if len(known) < 2:
+        return None
+    emb = text_embeddings(model, [[c] for c in known])
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -np.inf)
+    return float(sims.max(axis=1).min())
+
+
+def query_records(
+    queries: list[str],
+    keys: list[str],
+    texts: list[list[str]],
+    best: np.ndarray,
+    floor: float | None,
+    score: str,
+) -> dict[str, dict[str, Any]]:
+    """Per ``obs`` key: the query, the text(s) embedded for it, what the score is, its best similarity, ``far``."""
+    out = {}
+    for query, key, used, top in zip(queries, keys, texts, best, strict=True):
+        far = floor is not None and float(top) < floor
+        out[key] = {
+            "query": query,
+            "text": " | ".join(used),
+            "score": score,
+            "best_similarity": float(top),
+            "caption_floor": float("nan") if floor is None else floor,
+            "far": bool(far),
+        }
+        if far:
+            logger.warning(
+                "query %r is far from everything the model was trained on: its best similarity to any cell is %.2f, "
+                "below %.2f, the least similarity of a training caption to its nearest other caption. Its scores rank "
+                "cells but do not mean they match; rephrase it with words of the training captions, or treat it as "
+                "unanswerable.",
+                query,
+                float(top),
+                floor,
+            )
+    return out
