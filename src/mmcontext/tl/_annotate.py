@@ -266,9 +266,7 @@ def annotate(
     explain = {}
     if evidence is not None:
         evidence.summarise(all_scores)
-        adata.obsm[f"{key_added}_markers"] = pd.DataFrame(
-            evidence.scores[:, : len(labels)], index=adata.obs_names, columns=labels
-        )
+        write_frame(adata, f"{key_added}_markers", evidence.scores[:, : len(labels)].astype(np.float32), labels)
         # keyed by position: labels may hold "/" ("CD4+/CD25 T Reg"), which h5ad reads as nested groups
         explain = {str(j): evidence.explain[j] for j in range(len(labels))}
     record(
