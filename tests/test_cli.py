@@ -175,3 +175,71 @@ def test_quickstart_marks_held_out_cells_and_names_every_file(tmp_path, capsys):
     adata = ad.read_h5ad(out / "pbmc68k_mmc.h5ad")
     assert adata.obs["mmc_split"].value_counts().to_dict() == {"train": 504, "validation": 56, "unseen": 140}
     assert adata.uns["mmcontext"]["train"]["n_unseen"] == 140
+
+
+def _bad_inputs(tmp_path):
+    adata = make_adata(n_obs=30)
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    (tmp_path / "table.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "empty_model").mkdir()
+    out = str(tmp_path / "o.h5ad")
+    return {
+        "not an h5ad file": ["train", str(tmp_path / "table.csv"), "--model-out", str(tmp_path / "m")],
+        "zero epochs": ["train", str(tmp_path / "in.h5ad"), "--model-out", str(tmp_path / "m"), "--epochs", "0"],
+        "negative epochs": ["train", str(tmp_path / "in.h5ad"), "--model-out", str(tmp_path / "m"), "--epochs", "-2"],
+        "missing caption column": [
+            "train",
+            str(tmp_path / "in.h5ad"),
+            "--model-out",
+            str(tmp_path / "m"),
+            "--caption-keys",
+            "cell_type=nope",
+        ],
+        "missing model folder": ["embed", str(tmp_path / "in.h5ad"), "--model", str(tmp_path / "nope"), "--out", out],
+        "empty model folder": [
+            "embed",
+            str(tmp_path / "in.h5ad"),
+            "--model",
+            str(tmp_path / "empty_model"),
+            "--out",
+            out,
+        ],
+        "query on a missing model": [
+            "query",
+            str(tmp_path / "in.h5ad"),
+            "--model",
+            str(tmp_path / "nope"),
+            "--text",
+            "B cells",
+            "--out",
+            out,
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "not an h5ad file",
+        "zero epochs",
+        "negative epochs",
+        "missing caption column",
+        "missing model folder",
+        "empty model folder",
+        "query on a missing model",
+    ],
+)
+def test_cli_user_errors_are_one_line_without_traceback(tmp_path, capsys, case):
+    args = _bad_inputs(tmp_path)[case]
+    try:
+        rc = main(["-q", *args])
+    except SystemExit as exit_:  # argparse's own usage errors: exit 2 with a usage line
+        rc = exit_.code
+    err = capsys.readouterr().err.strip()
+    assert rc not in (0, None)
+    assert "Traceback" not in err
+    if rc == 1:  # an input error: one line naming the command and the problem
+        assert len(err.splitlines()) == 1 and err.startswith(f"mmcontext {args[0]}: error: ")
+    else:  # argparse rejected the value itself: its usage line and one error line, exit 2
+        assert rc == 2 and err.splitlines()[-1].startswith("mmcontext")
+    assert not (tmp_path / "o.h5ad").exists() and not (tmp_path / "m").exists()  # nothing half-written
