@@ -79,7 +79,7 @@ def quickstart(out: Path, *, epochs: int = 10, seed: int = 0) -> dict[str, float
 
 
 #: Python option names whose command-line flag has another name.
-_ALIASES = {"keys": "caption_keys", "caption_keys": "caption_keys"}
+_ALIASES = {"keys": "caption_keys", "caption_keys": "caption_keys", "queries": "text"}
 
 #: What ``mmcontext quickstart`` writes into its output folder.
 QUICKSTART_FILES = (
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=("genes", "pca"), default="genes", help="initial embedding (default: genes)")
     p.add_argument("--n-components", type=int, default=50, help="principal components for --method pca")
     p.add_argument("--layer", help="layer holding log-normalised expression (default: X)")
+    p.add_argument("--normalize", action="store_true", help="the expression holds raw counts: log-normalise them")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
@@ -148,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
             "--use-rep", help="obsm key of the initial embedding (default: the one the model was trained on)"
         )
         p.add_argument("--layer", help="layer of log-normalised expression to project by gene name (default: X)")
+        p.add_argument("--normalize", action="store_true", help="the expression holds raw counts: log-normalise them")
+        p.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace obs / obsm entries of the same names mmcontext did not write",
+        )
+        if name == "embed":
+            p.add_argument(
+                "--key-added", default="X_mmc", help="obsm key of the joint embedding (default: %(default)s)"
+            )
         if name == "query":
             p.add_argument("--text", action="append", required=True, help="query text (repeatable)")
             p.add_argument(
@@ -241,7 +252,12 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             keys = {**(keys if isinstance(keys, dict) else {}), "cell_type": args.cell_type_key}
         if args.caption_key is None and args.use_rep is None:
             mmc.pp.prepare(
-                adata, method=args.method, n_components=args.n_components, layer=args.layer, caption_keys=keys
+                adata,
+                method=args.method,
+                n_components=args.n_components,
+                layer=args.layer,
+                normalize=args.normalize,
+                caption_keys=keys,
             )
         elif args.caption_key is None:
             mmc.pp.captions(adata, keys=keys)
@@ -260,13 +276,14 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
 
     model = mmc.models.load(args.model)
+    embed = {"use_rep": args.use_rep, "layer": args.layer, "normalize": args.normalize, "overwrite": args.overwrite}
     if args.command == "embed":
-        mmc.tl.embed(adata, model, use_rep=args.use_rep, layer=args.layer)
+        mmc.tl.embed(adata, model, key_added=args.key_added, **embed)
     else:
-        if args.layer is not None:
-            mmc.tl.embed(adata, model, use_rep=args.use_rep, layer=args.layer)
+        if args.layer is not None or args.normalize:
+            mmc.tl.embed(adata, model, **embed)
         expand = None if args.expand == "none" else args.expand
-        mmc.tl.query(adata, model, args.text, use_rep=args.use_rep, expand=expand)
+        mmc.tl.query(adata, model, args.text, use_rep=args.use_rep, expand=expand, overwrite=args.overwrite)
         if args.plot:
             _save_fig(mmc.pl.query(adata, args.text, show=False, return_fig=True), Path(args.plot))
     _write_h5ad(adata, Path(args.out))

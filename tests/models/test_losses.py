@@ -67,7 +67,7 @@ def test_clip_loss_symmetric_masked_and_learns_temperature():
 @pytest.fixture(scope="module")
 def small_split(pbmc_split):
     train, test = pbmc_split
-    return train, test
+    return train.copy(), test.copy()  # training writes obs['mmc_split']: never into the session's shared split
 
 
 @pytest.mark.parametrize("loss", ["cached_mnrl", "contrastive", "triplet", "clip"])

@@ -121,8 +121,8 @@ def test_hook_errors(pbmc_split, trained_model, reranker):
         mmc.tl.query(adata, trained_model, "monocytes", rerank="yes")
     with pytest.raises(ValueError, match="top_k"):
         mmc.tl.query(adata, trained_model, "monocytes", rerank=reranker, top_k=0)
+    wrong_size = CellTextReranker(7, input_space={"obsm_key": "X_pca"})
+    wrong_size.history = [{"epoch": 1, "loss": 1.0}]  # passes as trained: the input size is what is wrong
     with pytest.raises(ValueError, match="features but the reranker expects"):
-        mmc.tl.annotate(
-            adata, trained_model, "bulk_labels", rerank=CellTextReranker(7, input_space={"obsm_key": "X_pca"})
-        )
+        mmc.tl.annotate(adata, trained_model, "bulk_labels", rerank=wrong_size)
     assert "mmc_monocytes" not in adata.obs and "mmc_label" not in adata.obs

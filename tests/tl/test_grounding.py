@@ -85,7 +85,10 @@ def test_annotate_and_label_query_with_markers_write_h5ad(trained_model, test_ce
     plain = mmc.tl.annotate(test_cells, trained_model, labels, copy=True)
     assert "mmc_label_markers" not in plain.obsm  # off by default in annotate
     mmc.tl.annotate(test_cells, trained_model, labels, markers=True)
-    ev = test_cells.obsm["mmc_label_markers"]
+    from mmcontext._frames import h5_safe_names, read_frame
+
+    assert list(test_cells.obsm["mmc_label_markers"].columns) == h5_safe_names(labels)  # no '/' for h5ad
+    ev = read_frame(test_cells, "mmc_label_markers")  # the labels as given
     assert list(ev.columns) == labels
     nk = test_cells.obs["bulk_labels"] == "CD56+ NK"
     assert ev.loc[nk.to_numpy(), "CD56+ NK"].mean() > ev.loc[~nk.to_numpy(), "CD56+ NK"].mean() + 0.5

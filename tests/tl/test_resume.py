@@ -48,6 +48,8 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, uninterrupted):
     child = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(TESTS)!r})
+        import torch
+        torch.set_num_threads({torch.get_num_threads()})  # the parent's: reductions then sum in the same order
         import mmcontext as mmc
         from mmcontext.training._trainer import MMContextTrainer
         from tests_tl_resume import _data, OPTS, KILL_AT

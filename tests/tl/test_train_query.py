@@ -105,11 +105,11 @@ def test_query_expansion_phrases_ontology_terms_as_captions_only(trained_model, 
     _, test = pbmc_split
     adata = test.copy()
     mmc.tl.embed(adata, trained_model)
-    mmc.tl.query(adata, trained_model, ["monocytes", "odd cells"], expand=None, key_added=["raw", "odd_raw"])
+    mmc.tl.query(adata, trained_model, ["monocytes", "odd cells"], expand=None, key_added=["raw", "odd_raw"], markers=False)
     text = trained_model.encode_text(["monocytes"])[0]
     np.testing.assert_allclose(adata.obs["raw"], adata.obsm["X_mmc"] @ text, atol=1e-5)
     assert adata.uns["mmcontext"]["query"]["expand"] == "None"  # provenance stores None as text (h5ad-safe)
-    mmc.tl.query(adata, trained_model, ["monocytes", "odd cells"], key_added=["expanded", "odd"])
+    mmc.tl.query(adata, trained_model, ["monocytes", "odd cells"], key_added=["expanded", "odd"], markers=False)
     assert adata.uns["mmcontext"]["query"]["expand"] == "ontology"
     assert not np.allclose(adata.obs["expanded"], adata.obs["raw"])
     np.testing.assert_allclose(adata.obs["odd"], adata.obs["odd_raw"], atol=1e-6)  # no CL term: as typed
@@ -126,8 +126,8 @@ def test_contrast_finds_a_type_left_out_of_training(pbmc_split):
     probe = ad.concat([test, train[train.obs[PBMC_LABEL_KEY] == "CD19+ B"]])
     y = probe.obs[PBMC_LABEL_KEY].astype(str).to_numpy() == "CD19+ B"
     mmc.tl.embed(probe, model)
-    mmc.tl.query(probe, model, "B cell", key_added="plain")
-    mmc.tl.query(probe, model, "B cell", key_added="contrast", contrast=0.5)
+    mmc.tl.query(probe, model, "B cell", key_added="plain", markers=False)
+    mmc.tl.query(probe, model, "B cell", key_added="contrast", contrast=0.5, markers=False)
     assert probe.uns["mmcontext"]["query"]["contrast"] == 0.5
     known = text_embeddings(model, [[c] for c in model.calibration["prior"]])
     assert not any("B cell" in c for c in model.calibration["prior"])  # the type was never captioned

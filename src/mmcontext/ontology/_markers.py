@@ -43,21 +43,17 @@ _POSITIVE = re.compile(
 class MarkerSet:
     """The marker genes a name stands for, and where they came from.
 
-    Attributes
-    ----------
-    text
-        The name or query looked up.
-    term_id, term_name
-        The Cell Ontology term it matched (``None`` for a user entry keyed by free text, or no match).
-    source_id, source_name
-        The term whose curated markers were used: ``term_id`` itself, or the nearest ancestor with markers.
-    genes
-        Marker genes (human symbols): the curated (or inherited) ones, then those named in the text or term name.
-    name_genes
-        The genes read from surface markers in the text or the term name ("CD56-positive" -> NCAM1).
-    source
-        Where the curated markers come from (the table's ``source`` column, or ``"user"``).
+    Its fields:
 
+    - ``text``: the name or query looked up;
+    - ``term_id``, ``term_name``: the Cell Ontology term it matched (``None`` for a user entry keyed by free text,
+      or no match);
+    - ``source_id``, ``source_name``: the term whose curated markers were used (``term_id`` itself, or the nearest
+      ancestor with markers);
+    - ``genes``: marker genes (human symbols), the curated (or inherited) ones, then those named in the text or
+      term name;
+    - ``name_genes``: the genes read from surface markers in the text or the term name ("CD56-positive" -> NCAM1);
+    - ``source``: where the curated markers come from (the table's ``source`` column, or ``"user"``).
     """
 
     text: str
