@@ -105,7 +105,9 @@ def test_query_expansion_phrases_ontology_terms_as_captions_only(trained_model, 
     _, test = pbmc_split
     adata = test.copy()
     mmc.tl.embed(adata, trained_model)
-    mmc.tl.query(adata, trained_model, ["monocytes", "odd cells"], expand=None, key_added=["raw", "odd_raw"], markers=False)
+    mmc.tl.query(
+        adata, trained_model, ["monocytes", "odd cells"], expand=None, key_added=["raw", "odd_raw"], markers=False
+    )
     text = trained_model.encode_text(["monocytes"])[0]
     np.testing.assert_allclose(adata.obs["raw"], adata.obsm["X_mmc"] @ text, atol=1e-5)
     assert adata.uns["mmcontext"]["query"]["expand"] == "None"  # provenance stores None as text (h5ad-safe)
