@@ -8,6 +8,7 @@ faiss, usearch and hnswlib are optional (``pip install 'mmcontext[search]'``); `
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -46,7 +47,7 @@ def _require(module: str, method: str) -> Any:
         ) from err
 
 
-class Backend:
+class Backend(ABC):
     """What every backend does; ``params`` are the build and search settings (JSON-safe), saved with it."""
 
     method: ClassVar[str]
@@ -60,17 +61,21 @@ class Backend:
     def defaults(cls, n: int, dim: int) -> dict[str, Any]:
         return {}
 
+    @abstractmethod
     def build(self, vectors: Any, n: int) -> None:
-        raise NotImplementedError
+        """Index ``n`` unit vectors."""
 
+    @abstractmethod
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """The ``k`` best rows and scores of each query."""
 
+    @abstractmethod
     def save(self, folder: Path) -> None:
-        raise NotImplementedError
+        """Write the index into ``folder``."""
 
+    @abstractmethod
     def load(self, folder: Path) -> None:
-        raise NotImplementedError
+        """Read the index from ``folder``."""
 
 
 class Exact(Backend):
