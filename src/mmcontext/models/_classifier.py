@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from torch import nn
 
 from .._keys import TASKS
 from ._layers import mlp, register_standardiser, standardise
+from ._persist import SavedModule
 
 logger = logging.getLogger("mmcontext")
 
@@ -21,7 +22,7 @@ CONFIG_NAME = "classifier_config.json"
 WEIGHTS_NAME = "classifier.safetensors"
 
 
-class ClassifierHead(nn.Module):
+class ClassifierHead(SavedModule):
     """An MLP from cell features to class logits, multi-label logits or a regression value.
 
     Features are standardised with a per-feature mean and scale fitted on the training cells; the
@@ -46,6 +47,11 @@ class ClassifierHead(nn.Module):
         JSON-serialisable description of the features the head reads (stored, checked by ``tl.classify``).
 
     """
+
+    config_keys: typing.ClassVar[list[str]] = ["input_dim", "task", "classes", "hidden_dim", "dropout", "features"]
+    config_file_name = CONFIG_NAME
+    weights_file_name = WEIGHTS_NAME
+    state_keys: typing.ClassVar[list[str]] = ["history"]
 
     def __init__(
         self,
@@ -83,18 +89,6 @@ class ClassifierHead(nn.Module):
         else:
             self.net = nn.Sequential(nn.Dropout(self.dropout), nn.Linear(self.input_dim, n_out))
 
-    # -- config --------------------------------------------------------------------------------
-    def get_config_dict(self) -> dict[str, Any]:
-        """The constructor arguments, JSON-serialisable."""
-        return {
-            "input_dim": self.input_dim,
-            "task": self.task,
-            "classes": self.classes,
-            "hidden_dim": self.hidden_dim,
-            "dropout": self.dropout,
-            "features": self.features,
-        }
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw outputs (logits, or the standardised regression value) for features ``x``."""
         return self.net(standardise(self, x))
@@ -127,35 +121,15 @@ class ClassifierHead(nn.Module):
             return np.empty((0,) if self.task == "regression" else (0, len(self.classes)), dtype=np.float32)
         return np.concatenate(outs).astype(np.float32)
 
-    # -- persistence ---------------------------------------------------------------------------
+    # -- persistence (models/_persist.py) -------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``classifier_config.json`` and ``classifier.safetensors`` into the folder ``path``."""
-        from safetensors.torch import save_file
-
-        from .._io import atomic_save_dir
-
-        path = Path(path)
-        config = {**self.get_config_dict(), "history": self.history}
-        with atomic_save_dir(path) as tmp:  # a kill mid-save leaves the previous version
-            (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=1))
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp / WEIGHTS_NAME))
-        return path
+        """Write ``classifier_config.json`` and ``classifier.safetensors`` into the folder ``path`` (atomic)."""
+        return super().save(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> ClassifierHead:
         """Load a head written by :meth:`save`."""
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        if not (path / CONFIG_NAME).is_file():
-            raise FileNotFoundError(f"{str(path)!r} has no {CONFIG_NAME}; it is not a saved ClassifierHead.")
-        config = json.loads((path / CONFIG_NAME).read_text())
-        history = config.pop("history", [])
-        input_dim = config.pop("input_dim")
-        head = cls(input_dim, **config)
-        head.load_state_dict(load_file(str(path / WEIGHTS_NAME), device=device))
-        head.history = history
-        return head.to(device).eval()
+        return super().load(path, device=device)
 
     def __repr__(self) -> str:
         n = len(self.classes) if self.classes else 1

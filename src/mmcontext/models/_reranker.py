@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ._layers import mlp, register_standardiser, standardise
+from ._persist import SavedModule
 from ._threads import torch_threads
 
 logger = logging.getLogger("mmcontext")
@@ -22,7 +23,7 @@ CONFIG_NAME = "reranker_config.json"
 WEIGHTS_NAME = "reranker.safetensors"
 
 
-class CellTextReranker(nn.Module):
+class CellTextReranker(SavedModule):
     """Cross-encoder: cell tokens and text tokens attend to each other; a head scores the match.
 
     The cell's initial embedding (standardised) is projected into ``n_cell_tokens`` tokens; the text
@@ -50,6 +51,23 @@ class CellTextReranker(nn.Module):
         Seed for the initial weights.
 
     """
+
+    config_keys: typing.ClassVar[list[str]] = [
+        "input_dim",
+        "text_model",
+        "n_cell_tokens",
+        "d_model",
+        "n_layers",
+        "n_heads",
+        "dropout",
+        "max_text_tokens",
+        "text_dim",
+        "input_space",
+    ]
+    config_file_name = CONFIG_NAME
+    weights_file_name = WEIGHTS_NAME
+    state_keys: typing.ClassVar[list[str]] = ["history", "train_seconds"]
+    load_init: typing.ClassVar[dict[str, Any]] = {"seed": None}  # the saved weights replace the initial ones
 
     def __init__(
         self,
@@ -103,22 +121,6 @@ class CellTextReranker(nn.Module):
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 1))
         self._text_cache: dict[str, torch.Tensor] = {}
         self.__dict__["_text_st"] = None  # the frozen text model, loaded lazily, never saved
-
-    # -- config --------------------------------------------------------------------------------
-    def get_config_dict(self) -> dict[str, Any]:
-        """The constructor arguments, JSON-serialisable."""
-        return {
-            "input_dim": self.input_dim,
-            "text_model": self.text_model,
-            "n_cell_tokens": self.n_cell_tokens,
-            "d_model": self.d_model,
-            "n_layers": self.n_layers,
-            "n_heads": self.n_heads,
-            "dropout": self.dropout,
-            "max_text_tokens": self.max_text_tokens,
-            "text_dim": self.text_dim,
-            "input_space": self.input_space,
-        }
 
     # -- text token states ---------------------------------------------------------------------
     def _text_encoder(self):
@@ -263,36 +265,15 @@ class CellTextReranker(nn.Module):
         np.put_along_axis(probs, top, 1.0 / (1.0 + np.exp(-logits)), axis=0)
         return (new, probs) if axis == 0 else (new.T.copy(), probs.T.copy())
 
-    # -- persistence ---------------------------------------------------------------------------
+    # -- persistence (models/_persist.py) -------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``reranker_config.json`` and ``reranker.safetensors`` into the folder ``path``."""
-        from safetensors.torch import save_file
-
-        from .._io import atomic_save_dir
-
-        path = Path(path)
-        config = {**self.get_config_dict(), "history": self.history, "train_seconds": self.train_seconds}
-        with atomic_save_dir(path) as tmp:  # a kill mid-save leaves the previous version
-            (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=1))
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp / WEIGHTS_NAME))
-        return path
+        """Write ``reranker_config.json`` and ``reranker.safetensors`` into the folder ``path`` (atomic)."""
+        return super().save(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> CellTextReranker:
         """Load a reranker written by :meth:`save` (the text model is loaded when first needed)."""
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        if not (path / CONFIG_NAME).is_file():
-            raise FileNotFoundError(f"{str(path)!r} has no {CONFIG_NAME}; it is not a saved CellTextReranker.")
-        config = json.loads((path / CONFIG_NAME).read_text())
-        history = config.pop("history", [])
-        seconds = config.pop("train_seconds", 0.0)
-        input_dim = config.pop("input_dim")
-        model = cls(input_dim, seed=None, **config)
-        model.load_state_dict(load_file(str(path / WEIGHTS_NAME), device=device))
-        model.history, model.train_seconds = history, seconds
-        return model.to(device).eval()
+        return super().load(path, device=device)
 
     def __repr__(self) -> str:
         return (

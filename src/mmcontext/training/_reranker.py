@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data._negatives import NegativeSampler
 from ..models._layers import fit_standardiser
 from ..models._threads import torch_threads
 from ..ontology import caption_phrases
@@ -41,7 +42,8 @@ def fit_reranker(
     Each cell's caption (or, half of the time with ``fragments``, one of its phrases) is a positive;
     ``n_negatives`` other captions or phrases its caption lacks are negatives. A fraction
     ``hard_negatives`` of the negative captions is drawn in proportion to how close their cells'
-    centroid lies to the cell (similar cell types), the rest uniformly. ``num_threads`` torch threads
+    centroid lies to the cell (similar cell types; ``NegativeSampler(strategy="centroid")``), the rest
+    uniformly (``strategy="caption"``: the reranker reads captions, no labels). ``num_threads`` torch threads
     are used while training (restored afterwards; ``None`` leaves torch's setting). Returns ``model``.
     """
     X = model._check_cells(X)
@@ -67,18 +69,14 @@ def fit_reranker(
                     texts.append(p)
                 own_phrases[c].append(texts.index(p))
     phrase_ids = np.array(sorted({i for ids in own_phrases for i in ids}), dtype=np.int64)
-    # which texts are a negative for which caption: caption texts other than its own; phrases it lacks
+    # negatives: phrases a caption lacks; other captions, uniformly or by how near their cells' centroid lies
     lower = [t.lower() for t in texts]
-    neg_ok = np.array(
-        [[j != c and (j < n_caps or lower[j] not in uniq[c].lower()) for j in range(len(texts))] for c in range(n_caps)]
-    )
-    # hard negatives: captions whose cells' centroid is near the cell (standardised space)
-    Z = (X - X.mean(axis=0)) / scale
-    cent = np.stack([Z[cap_of == c].mean(axis=0) for c in range(n_caps)])
-    d2 = ((Z[:, None, :] - cent[None]) ** 2).mean(-1) if n_caps * len(Z) < 5e6 else np.zeros((len(Z), n_caps))
-    d2[np.arange(len(Z)), cap_of] = np.inf
-    near = np.exp(-(d2 - d2.min(1, keepdims=True)) / max(float(np.median(d2[np.isfinite(d2)])) * 0.1, 1e-6))
-    near /= near.sum(1, keepdims=True)
+    neg_phrases = [
+        np.array([j for j in phrase_ids if (j != c if j < n_caps else lower[j] not in uniq[c].lower())], np.int64)
+        for c in range(n_caps)
+    ]
+    others = NegativeSampler(list(uniq), strategy="caption")
+    near = NegativeSampler(list(uniq), strategy="centroid").weigh_cells((X - X.mean(axis=0)) / scale, cap_of)
     tok, tmask = model.text_tokens(texts)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate, weight_decay=1e-4)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(n_negatives)))
@@ -97,16 +95,15 @@ def fit_reranker(
                 if own_phrases[c] and rng.random() < 0.5:
                     pos = rng.choice(own_phrases[c])
                 tids.append(pos)
-                cand_caps = np.flatnonzero(neg_ok[c, :n_caps])
-                cand_phr = phrase_ids[neg_ok[c, phrase_ids]] if len(phrase_ids) else phrase_ids
+                cand_phr = neg_phrases[c]
                 for _ in range(n_negatives):
                     r = rng.random()
                     if len(cand_phr) and r < 0.3:
                         tids.append(int(rng.choice(cand_phr)))
                     elif r < 0.3 + 0.7 * hard_negatives:
-                        tids.append(int(rng.choice(n_caps, p=near[i])))
+                        tids.append(near.pick(c, rng, cell=i))
                     else:
-                        tids.append(int(rng.choice(cand_caps)))
+                        tids.append(others.pick(c, rng))
             ys = np.tile(np.r_[1.0, np.zeros(n_negatives)], n).astype(np.float32)
             perm = rng.permutation(len(cells))
             cells_a, tids_a, ys_a = cells[perm], np.asarray(tids, dtype=np.int64)[perm], ys[perm]
