@@ -18,6 +18,8 @@ PRIVATE_OVERRIDES = (
     # training/_trainer.MMContextTrainer: save and resume through the plain text route
     ("sentence_transformers", "SentenceTransformerTrainer", "_save"),
     ("sentence_transformers", "SentenceTransformerTrainer", "_load_from_checkpoint"),
+    # training/_trainer.MMContextTrainer: caption-table batches read from numpy columns
+    ("sentence_transformers", "SentenceTransformerTrainer", "_build_dataloader"),
 )
 
 

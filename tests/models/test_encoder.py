@@ -120,3 +120,20 @@ def test_caption_aware_loss_masks_repeated_captions_only(small_model):
         unmasked = plain([dict(cells), dict(repeated)], None)
     assert same.item() == pytest.approx(ref.item(), abs=1e-6)
     assert masked.item() < unmasked.item()
+
+
+def test_column_stats_merge_chunks_like_numpy_on_the_selected_rows():
+    from mmcontext.models._layers import column_stats
+
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((1001, 4)) * [1, 10, 1e-3, 0] + [0, 5, -3, 2]).astype(np.float32)
+    rows = rng.permutation(1001)[:777]
+    for chunk in (1, 100, 10_000):
+        mean, std = column_stats(X, rows, chunk=chunk)
+        ref = X[rows].astype(np.float64)
+        np.testing.assert_allclose(mean, ref.mean(axis=0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(std, ref.std(axis=0), rtol=1e-9, atol=1e-12)
+    mean, std = column_stats(X, chunk=64)
+    np.testing.assert_allclose(std, X.astype(np.float64).std(axis=0), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="No rows"):
+        column_stats(X, np.array([], dtype=int))

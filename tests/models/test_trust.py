@@ -70,10 +70,51 @@ def test_own_model_loads_without_trusting_code(saved):
 def test_saved_model_resolves_only_mmcontext_types(saved):
     types = {m["type"] for m in json.loads((saved / "modules.json").read_text())}
     types |= set(json.loads((saved / "router_config.json").read_text())["types"].values())
-    foreign = {t for t in types if not t.startswith(("sentence_transformers.", "mmcontext."))}
+    foreign = {t for t in types if not t.startswith(("sentence_transformers.", "modeling_mmcontext."))}
     assert not foreign
-    own = {t for t in types if t.startswith("mmcontext.")}
-    assert own and own <= set(own_module_classes())
+    own = {t for t in types if t.startswith("modeling_mmcontext.")}  # named through the shipped loader file
+    assert own == {"modeling_mmcontext.OmicsEncoder"} and own <= set(own_module_classes())
+
+
+def _no_mmcontext_run(folder: Path, tmp_path: Path, *, block: bool) -> subprocess.CompletedProcess:
+    """Plain ``SentenceTransformer(folder, trust_remote_code=True)`` in a fresh process, mmcontext importable or not."""
+    code = textwrap.dedent(f"""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):  # as if mmcontext were not installed
+            def find_spec(self, name, path, target=None):
+                if name == "mmcontext" or name.startswith("mmcontext."):
+                    raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        if {block!r}:
+            sys.meta_path.insert(0, Block())
+        from sentence_transformers import SentenceTransformer
+        model = SentenceTransformer(sys.argv[1], trust_remote_code=True)
+        print("loaded", type(model[0].sub_modules["omics"][0]).__module__)
+    """)
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "HF_HUB_OFFLINE": "1",
+           "HF_MODULES_CACHE": str(tmp_path / "hf_modules")}  # fmt: skip
+    return subprocess.run([sys.executable, "-c", code, str(folder)], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)  # fmt: skip
+
+
+def test_loading_without_mmcontext_says_what_to_install(saved, tmp_path):
+    run = _no_mmcontext_run(saved, tmp_path, block=True)
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: This model was saved by mmcontext"), run.stderr[-2000:]
+    assert "pip install mmcontext" in last and "No module named" not in last
+    with_mmc = _no_mmcontext_run(saved, tmp_path, block=False)  # the same call with mmcontext installed loads
+    assert with_mmc.returncode == 0, with_mmc.stderr[-2000:]
+    assert "loaded mmcontext.models" in with_mmc.stdout
+
+
+def test_mmcontext_never_runs_the_shipped_loader_file(saved, tmp_path):
+    folder = _copy(saved, tmp_path / "model")
+    marker = tmp_path / "ran.txt"
+    (folder / "modeling_mmcontext.py").write_text(f"import pathlib; pathlib.Path({str(marker)!r}).write_text('ran')\n")
+    model = mmc.models.load(folder)
+    assert type(model.omics_encoder).__module__ == "mmcontext.models" and not marker.exists()
+    MMContextEncoder(str(folder))
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("where", ["top", "router"])

@@ -98,3 +98,46 @@ def test_index_collator_gathers_rows_and_caption_ids():
     assert torch.equal(batch["cell_input_values"], torch.from_numpy(X[[3, 7]]))
     assert batch["caption_input_ids"].tolist() == [[1], [0]] and batch["caption_task"] == "text"
     assert batch["label"].dtype == torch.float32 and batch["label"].tolist() == [1.0, 0.0]
+
+
+def test_fast_loader_yields_the_stock_loaders_batches():
+    from datasets import Dataset
+
+    from mmcontext.training._caption_table import IndexRows, fast_loader
+
+    X = np.random.default_rng(0).standard_normal((50, 3)).astype(np.float32)
+    ds = Dataset.from_dict({"cell": np.arange(50)[::-1].copy(), "caption": np.arange(50) % 4, "label": np.ones(50)})
+    collate = IndexCollator(preprocess_fn=None, X=X)
+    sampler = torch.utils.data.BatchSampler(
+        torch.utils.data.RandomSampler(range(50), generator=torch.Generator().manual_seed(0)), 8, drop_last=False
+    )
+    stock = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate)
+    fast = fast_loader(stock)
+    assert isinstance(fast.dataset, IndexRows) and len(fast.dataset) == 50
+    assert fast.dataset[3] == {"cell": 46, "caption": 3, "label": 1.0}
+    batches_stock = list(stock)
+    sampler.sampler.generator.manual_seed(0)  # the fast loader reuses the stock loader's sampler: same order
+    batches_fast = list(fast)
+    assert len(batches_stock) == len(batches_fast) == 7
+    for a, b in zip(batches_stock, batches_fast, strict=True):
+        assert list(a) == list(b)
+        for key in a:
+            assert a[key] == b[key] if isinstance(a[key], str) else torch.equal(a[key], b[key]), key
+
+
+def test_train_mode_leaves_the_tables_frozen_text_modules_alone(small, monkeypatch):
+    from mmcontext.training._text_cache import frozen_text_route
+
+    model = mmc.tl.train(small.copy(), epochs=1, batch_size=32, hidden_dim=16, seed=0)
+    encoder = model.text_modules[0]
+    _, table = caption_codes(model, ["a cell"])
+    with frozen_text_route(model, lambda modules: CaptionTable(modules, table)):
+        walked = []
+        monkeypatch.setattr(type(encoder), "train", lambda self, mode=True: walked.append(mode) or self)
+        model.train()
+        assert walked == []  # out of the module tree while the table stands in: not walked every step
+        assert model.omics_encoder.training and not encoder.training
+    monkeypatch.undo()
+    model.train()  # in the tree again: the walk sets it to training, the frozen tower is put back to eval
+    assert model.omics_encoder.training and not encoder.training
+    assert not any(m.training for m in encoder.modules())

@@ -194,7 +194,8 @@ class MMContextEncoder(SentenceTransformer):
         """Set training mode; a frozen text tower stays in eval mode (no dropout) so its outputs are stable."""
         super().train(mode)
         for module in getattr(self, "_frozen", []):
-            module.eval()
+            if module.training:  # not when it is out of the walk (the caption table): no per-step walk of it
+                module.eval()
         return self
 
     # -- encoding ------------------------------------------------------------------------------
@@ -252,9 +253,11 @@ class MMContextEncoder(SentenceTransformer):
         if path is None:
             return
         from .._io import atomic_save_dir
+        from ._loader_file import write_loader_file
 
         with atomic_save_dir(path) as tmp:
             super().save(str(tmp), *args, **kwargs)
+            write_loader_file(tmp)
         if getattr(self.model_card_data, "save_dir", None):
             self.model_card_data.save_dir = os.fspath(path)  # not the temporary folder, which is gone
 
@@ -326,10 +329,15 @@ class UntrustedModelError(ValueError):
 
 
 def own_module_classes() -> dict[str, type]:
-    """``modules.json`` types that resolve to mmcontext's installed classes (current and earlier import paths)."""
+    """``modules.json`` types that resolve to mmcontext's installed classes.
+
+    Current and earlier import paths, and the name a saved model gives them through its loader file (never run).
+    """
+    from ._loader_file import LOADER_MODULE
+
     classes = {}
     for cls in (OmicsEncoder,):
-        for module in (cls.__module__, "mmcontext.models._omics", "mmcontext.models"):
+        for module in (cls.__module__, "mmcontext.models._omics", "mmcontext.models", LOADER_MODULE):
             classes[f"{module}.{cls.__qualname__}"] = cls
     return classes
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from .. import _model_attrs
 from .._io import atomic_dir, default_mode
 from .._settings import hf_progress
+from ._loader_file import write_loader_file
 
 if TYPE_CHECKING:
     from ._encoder import MMContextEncoder
@@ -28,6 +29,7 @@ def save_model(model: MMContextEncoder, path: str | os.PathLike, **kwargs) -> Pa
         with hf_progress():
             # the plain save into the temporary folder (the model's own save_pretrained is atomic too; not twice)
             SentenceTransformer.save(model, str(tmp), **kwargs)
+        write_loader_file(tmp)  # without mmcontext installed, loading says what to install
         history = _model_attrs.history(model)
         if history is not None:
             (tmp / "training_history.json").write_text(json.dumps(history, indent=1))

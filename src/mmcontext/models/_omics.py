@@ -129,9 +129,9 @@ class OmicsEncoder(InputModule):
     def modalities(self) -> list[str]:
         return ["omics"]
 
-    def fit_scaler(self, X: np.ndarray) -> None:
-        """Set the input standardisation from the training matrix ``X`` (cells x ``input_dim``)."""
-        fit_standardiser(self, np.asarray(X, dtype=np.float64))
+    def fit_scaler(self, X: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Set the input standardisation from the training matrix ``X`` (cells x ``input_dim``) or its ``rows``."""
+        fit_standardiser(self, X, rows)
 
     def preprocess(self, inputs: Sequence[Any], prompt: str | None = None, **kwargs) -> dict[str, torch.Tensor]:
         """Resolve cell references or vectors to ``{"input_values": (n, input_dim) tensor}``."""

@@ -269,7 +269,7 @@ def train(
             device=device,
             seed=seed,
         )
-        model.omics_encoder.fit_scaler(X[train_cells])
+        model.omics_encoder.fit_scaler(X, train_cells)
         from ..pp._reference import space_from_adata
 
         if ds_in is None and (gene_space := space_from_adata(adata, key)) is not None:
@@ -296,11 +296,19 @@ def train(
     if table:
         from ..training._caption_table import IndexCollator, caption_codes, index_columns
 
-        distinct = np.unique(np.asarray(captions[cells], dtype=object).astype(str))
+        distinct, inverse = np.unique(np.asarray(captions[cells], dtype=object).astype(str), return_inverse=True)
         codes, table = caption_codes(model, distinct)
-        codes = dict(zip(distinct.tolist(), codes.tolist(), strict=True))
-        train_ds = Dataset.from_dict(index_columns(columns(train_cells, train_cells.tolist()), codes))
-        eval_ds = Dataset.from_dict(index_columns(columns(val_cells, val_cells.tolist()), codes)) if n_val else None
+        rows = np.zeros(len(captions), dtype=np.int64)  # each cell's caption table row
+        rows[cells] = codes[inverse]
+
+        def index_dataset(idx: np.ndarray) -> Dataset:
+            if loss in ("triplet", "contrastive"):  # negatives drawn among the captions
+                by_text = dict(zip(distinct.tolist(), codes.tolist(), strict=True))
+                return Dataset.from_dict(index_columns(columns(idx, idx.tolist()), by_text))
+            return Dataset.from_dict({"cell": idx.astype(np.int64), "caption": rows[idx]})
+
+        train_ds = index_dataset(train_cells)
+        eval_ds = index_dataset(val_cells) if n_val else None
         eval_cols = (
             columns(val_cells, [model.processor.ref(TRAIN_STORE, n) for n in names[val_cells]]) if n_val else None
         )

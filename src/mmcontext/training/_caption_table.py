@@ -118,14 +118,17 @@ class IndexCollator(BaseDataCollator):
 
     X: np.ndarray | None = field(default=None, repr=False)
 
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+    def __call__(self, features: list[dict[str, Any]] | dict[str, np.ndarray]) -> dict[str, Any]:
+        """Collate a list of rows, or a batch of rows already gathered by column (:class:`IndexRows`)."""
+        if not isinstance(features, dict):
+            features = {c: np.array([f[c] for f in features]) for c in features[0]}
         batch: dict[str, Any] = {}
-        columns = list(features[0])
+        columns = list(features)
         if "label" in columns:
-            batch["label"] = torch.tensor([float(f["label"]) for f in features])
+            batch["label"] = torch.as_tensor(features["label"], dtype=torch.float32)
             columns.remove("label")
         for column in columns:
-            idx = np.fromiter((f[column] for f in features), dtype=np.int64, count=len(features))
+            idx = np.asarray(features[column], dtype=np.int64)
             if column == "cell":
                 batch["cell_input_values"] = torch.from_numpy(np.ascontiguousarray(self.X[idx], dtype=np.float32))
                 batch["cell_task"] = "omics"
@@ -135,6 +138,41 @@ class IndexCollator(BaseDataCollator):
                 batch[f"{column}_{ROWS}"] = rows
                 batch[f"{column}_task"] = "text"
         return batch
+
+
+class IndexRows(torch.utils.data.Dataset):
+    """The rows of a Dataset of integer columns (:func:`index_columns`), held as numpy arrays.
+
+    A batch of rows is one fancy index per column (``__getitems__``), handed to :class:`IndexCollator` as a dict
+    of columns: no Arrow gather and no per-row dicts in the training loop.
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.columns = {name: np.asarray(values) for name, values in dataset.with_format("numpy")[:].items()}
+        self.n_rows = len(dataset)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {name: values[i] for name, values in self.columns.items()}
+
+    def __getitems__(self, rows: list[int]) -> dict[str, np.ndarray]:
+        rows = np.asarray(rows, dtype=np.int64)
+        return {name: values[rows] for name, values in self.columns.items()}
+
+
+def fast_loader(loader: torch.utils.data.DataLoader) -> torch.utils.data.DataLoader:
+    """``loader`` (same batch sampler, collator and worker settings) reading its rows through :class:`IndexRows`."""
+    return torch.utils.data.DataLoader(
+        IndexRows(loader.dataset),
+        batch_sampler=loader.batch_sampler,
+        collate_fn=loader.collate_fn,
+        num_workers=loader.num_workers,
+        pin_memory=loader.pin_memory,
+        persistent_workers=loader.persistent_workers,
+        prefetch_factor=loader.prefetch_factor,
+    )
 
 
 def index_columns(columns: dict[str, list], codes: dict[str, int]) -> dict[str, np.ndarray]:

@@ -52,6 +52,17 @@ class MMContextTrainer(SentenceTransformerTrainer):
         with _plain_text_route(self.model):
             return super()._load_from_checkpoint(*args, **kwargs)
 
+    def _build_dataloader(self, dataset, batch_size: int, dataset_kind: str):
+        # caption-table training: the stock loader's batch sampler, its rows read from numpy columns
+        from datasets import Dataset
+
+        from ._caption_table import IndexCollator, fast_loader
+
+        loader = super()._build_dataloader(dataset, batch_size, dataset_kind)
+        if isinstance(self.data_collator, IndexCollator) and isinstance(dataset, Dataset):
+            return fast_loader(loader)
+        return loader
+
     def create_optimizer(self, model=None):
         if self.optimizer is not None:
             return self.optimizer
@@ -88,8 +99,16 @@ class MMContextTrainer(SentenceTransformerTrainer):
             lr=self.args.learning_rate,
             betas=(self.args.adam_beta1, self.args.adam_beta2),
             eps=self.args.adam_epsilon,
+            fused=_fused_adamw(param_groups),
         )
         return self.optimizer
+
+
+def _fused_adamw(param_groups: list[dict]) -> bool | None:
+    """Use torch's fused AdamW kernel (one kernel for all parameters) where every parameter's device supports it."""
+    params = [p for group in param_groups for p in group["params"]]
+    supported = {"cpu", "cuda"}
+    return True if params and all(p.device.type in supported and p.dtype.is_floating_point for p in params) else None
 
 
 class BarOnlyProgress(ProgressCallback):
