@@ -6,7 +6,10 @@ without the prepare). Steps, each timed with the process's peak RSS sampled ever
 1. ``pp.prepare(adata, use_rep="X_pca")`` -- bound: nothing to compute (0 s);
 2. ``tl.train`` 1 epoch, frozen text, batch 256 -- bound: the plain torch loop of ``train_speed.plain_frozen``;
 3. ``tl.embed`` -- bound: the same MLP in plain torch over the matrix (batches of 1,024, normalised);
-4. ``tl.query`` with 100 queries -- bound: encode the queries + one matmul with the joint embedding.
+4. ``tl.query`` with 100 queries -- bound: encode the queries + one matmul with the joint embedding;
+5. ``tl.build_index(method="faiss", path=...)`` -- bound: the same faiss index (same factory string, same training
+   sample) built and written with faiss directly;
+6. ``tl.search`` with that index, 100 queries, k=100 -- bound: encode the queries + the same faiss search.
 
 Ratios: pipeline seconds / the sum of the bounds; peak RSS / (input matrix + joint embedding, float32 bytes).
 
@@ -18,7 +21,9 @@ Run (under the benchmark lock)::
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 
@@ -80,6 +85,28 @@ def plain_query(model, emb: np.ndarray, queries: list[str]) -> float:
     return time.perf_counter() - t
 
 
+def plain_index(model, emb: np.ndarray, params: dict, path) -> tuple[float, object]:
+    import faiss
+
+    t = time.perf_counter()
+    index = faiss.index_factory(emb.shape[1], params["factory"], faiss.METRIC_INNER_PRODUCT)
+    sample = np.sort(np.random.default_rng(0).choice(len(emb), size=int(params["train_size"]), replace=False))
+    index.train(np.ascontiguousarray(emb[sample]))
+    index.add(emb)
+    faiss.write_index(index, str(path))
+    return time.perf_counter() - t, index
+
+
+def plain_search(model, index, params: dict, queries: list[str]) -> float:
+    import faiss
+
+    t = time.perf_counter()
+    q = model.encode_text(queries, show_progress_bar=False)
+    faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+    index.search(q, 100)
+    return time.perf_counter() - t
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     mmc.settings.progress = False
@@ -101,8 +128,20 @@ def main() -> None:
     with Peak() as p:
         mmc.tl.query(adata, model, queries)
     steps.append(("tl.query, 100 queries", p))
+    work = tempfile.mkdtemp(prefix="mmc_pipeline_")
+    with Peak() as p:
+        index = mmc.tl.build_index(adata, method="faiss", path=os.path.join(work, "cells.index"))
+    steps.append(("tl.build_index faiss (saved)", p))
+    with Peak() as p:
+        hits = mmc.tl.search(adata, model, queries, k=100, index=index, expand=None)
+    steps.append(("tl.search faiss, 100 queries", p))
+    assert len(hits) == 100 * 100, len(hits)
     # the plain bounds after the pipeline, so their memory never counts in its peaks
-    bounds = [0.0, plain_frozen(adata), plain_embed(model, X), plain_query(model, adata.obsm["X_mmc"], queries)]
+    emb = adata.obsm["X_mmc"]
+    bounds = [0.0, plain_frozen(adata), plain_embed(model, X), plain_query(model, emb, queries)]
+    index_s, plain = plain_index(model, emb, index.params, os.path.join(work, "plain.faiss"))
+    bounds += [index_s, plain_search(model, plain, index.params, queries)]
+    shutil.rmtree(work, ignore_errors=True)
     rows = [(name, p, b) for (name, p), b in zip(steps, bounds, strict=True)]
     print(f"{'step':32s} {'s':>8s} {'bound s':>8s} {'ratio':>6s} {'peak RSS MiB':>13s} {'/ (input+emb)':>14s}")
     for name, p, bound in rows:

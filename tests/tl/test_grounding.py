@@ -80,6 +80,17 @@ def test_obsm_without_gene_space_reads_expression(trained_model, test_cells):
     assert ev.scores.shape == (test_cells.n_obs, 1) and ev.scores.std() > 0
 
 
+def test_anndata_without_genes_gives_no_marker_evidence(trained_model, test_cells):
+    """Neither a gene space in obsm nor expression (an AnnData holding only an embedding): no evidence, no error."""
+    bare = ad.AnnData(obs=test_cells.obs[[]].copy())
+    bare.obsm["X_mmc_init"] = test_cells.obsm["X_mmc_init"]
+    ev = marker_evidence(bare, trained_model, [NK], use_rep="X")  # read genes from expression, which it lacks
+    assert ev is not None and ev.scores.shape == (bare.n_obs, 1) and not ev.scores.any()
+    assert "no expression" in ev.explain[0]["read_from"]
+    with_panel = marker_evidence(bare, trained_model, [NK])  # the model's gene panel in obsm still grounds
+    assert with_panel.scores.std() > 0
+
+
 def test_annotate_and_label_query_with_markers_write_h5ad(trained_model, test_cells, tmp_path):
     labels = list(test_cells.obs["bulk_labels"].cat.categories)
     plain = mmc.tl.annotate(test_cells, trained_model, labels, copy=True)

@@ -112,6 +112,10 @@ class _GeneReader:
         if self._expr is None:
             from ..pp._source import expression_source
 
+            if self.adata.raw is None and (self.adata.X is None or self.adata.n_vars == 0):
+                # no genes to read (e.g. an AnnData holding only an obsm embedding): no marker evidence
+                self._expr, self._index, self.how = False, {}, "no expression in this AnnData (no marker evidence)"
+                return self._expr
             src = expression_source(self.adata, None, quiet=True)
             self._expr = src
             self._index = {str(g): i for i, g in enumerate(src.var_names)}
