@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmcontext.models import CellTextReranker, ClassifierHead, _persist
+from mmcontext.models import CellTextReranker, ClassifierHead, OmicsEncoder, _persist
 
 
 def _trained_head() -> ClassifierHead:
@@ -26,13 +26,21 @@ def test_every_module_goes_through_write_and_read(tmp_path, monkeypatch):
     spy_read = lambda c, *a, **k: read.append(c.__name__) or read_(c, *a, **k)  # noqa: E731
     monkeypatch.setattr(_persist, "write_module", spy_write)
     monkeypatch.setattr(_persist, "read_module", spy_read)
+    import mmcontext.models._omics as omics
+
+    monkeypatch.setattr(omics, "write_module", _persist.write_module)
+    monkeypatch.setattr(omics, "read_module", _persist.read_module)
+    enc = OmicsEncoder(3, 5, hidden_dim=4)
+    (tmp_path / "omics").mkdir()
+    enc.save(str(tmp_path / "omics"))
+    OmicsEncoder.load(str(tmp_path / "omics"))
     _trained_head().save(tmp_path / "head")
     ClassifierHead.load(tmp_path / "head")
     rr = CellTextReranker(6, d_model=8, n_layers=1, n_heads=2)
     rr.history = [{"epoch": 1, "loss": 0.7}]
     rr.save(tmp_path / "rr")
     CellTextReranker.load(tmp_path / "rr")
-    names = ["ClassifierHead", "CellTextReranker"]
+    names = ["OmicsEncoder", "ClassifierHead", "CellTextReranker"]
     assert written == names and read == names
 
 

@@ -11,6 +11,7 @@ import torch
 from sentence_transformers.sentence_transformer.modules import InputModule
 
 from ._layers import fit_standardiser, mlp, register_standardiser, standardise
+from ._persist import read_module, write_module
 from ._processor import MMContextProcessor
 
 #: File in the omics module folder holding the input space arrays (gene names, PCA loadings and mean).
@@ -147,8 +148,7 @@ class OmicsEncoder(InputModule):
         return self.output_dim
 
     def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
-        self.save_config(output_path)
-        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
+        write_module(self, output_path, safe_serialization=safe_serialization)
         if self.input_arrays:
             import os
 
@@ -173,13 +173,8 @@ class OmicsEncoder(InputModule):
             "revision": revision,
             "local_files_only": local_files_only,
         }
-        config = cls.load_config(model_name_or_path, **hub)
-        if not config:
-            raise FileNotFoundError(
-                f"No {cls.config_file_name} for the omics tower in {model_name_or_path!r}/{subfolder}."
-            )
-        model = cls(**config)
-        cls.load_torch_weights(model_name_or_path, model=model, **hub)
+        missing = f"No {cls.config_file_name} for the omics tower in {model_name_or_path!r}/{subfolder}."
+        model = read_module(cls, model_name_or_path, missing=missing, **hub)
         path = cls.load_file_path(model_name_or_path, INPUT_SPACE_FILE, **hub)
         if path is not None:
             with np.load(path, allow_pickle=False) as npz:
