@@ -89,3 +89,33 @@ def test_pipeline_figure_draws(tmp_path):
         sys.path.pop(0)
     svg = draw(tmp_path / "pipeline.svg").read_text()
     assert "<svg" in svg and "joint space" in svg and "text route" in svg
+
+
+def test_shared_docstring_fragments_are_filled_in():
+    from mmcontext._docs import FRAGMENTS, doc_params
+
+    placeholder = re.compile(r"^\s*\{(" + "|".join(FRAGMENTS) + r")\}\s*$", re.M)
+    for ns in (mmc.pp, mmc.tl, mmc.pl):
+        for name in ns.__all__:
+            doc = getattr(ns, name).__doc__ or ""
+            assert not placeholder.search(doc), f"{ns.__name__}.{name}: an unfilled docstring fragment"
+    assert FRAGMENTS["overwrite"].splitlines()[1] in mmc.tl.query.__doc__  # continuation lines keep their indent
+    assert "    copy\n        Return a copy instead of writing into ``adata``." in mmc.pp.prepare.__doc__
+
+    def f():
+        """Do it.
+
+        Parameters
+        ----------
+        copy
+            {copy}
+        mapping
+            A dict such as ``{name: value}`` stays as written.
+        """
+
+    doc = doc_params("copy")(f).__doc__
+    assert "            Return a copy instead of writing into ``adata``." in doc and "``{name: value}``" in doc
+    with pytest.raises(KeyError, match="No docstring fragment"):
+        doc_params("nope")
+    with pytest.raises(ValueError, match="has no line"):
+        doc_params("overwrite")(f)

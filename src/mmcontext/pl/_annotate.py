@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import _keys
+from .._docs import doc_params
 from .._errors import MMContextKeyError
 from ._utils import basis_key, finish
 
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
+@doc_params("pl_embedding_kwargs")
 def annotate(
     adata: AnnData,
     key: str = _keys.LABEL,
@@ -46,7 +48,7 @@ def annotate(
     show, return_fig
         As in :func:`mmcontext.pl.query`.
     **kwargs
-        Passed to :func:`scanpy.pl.embedding`.
+        {pl_embedding_kwargs}
 
     Returns
     -------

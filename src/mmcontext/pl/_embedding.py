@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _keys
+from .._docs import doc_params
 from .._errors import MMContextKeyError
 from .._logging import log_added
 from ._utils import finish
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 #: ``obsm`` key of the UMAP of the joint embedding.
 
 
+@doc_params("pl_common", "pl_embedding_kwargs")
 def embedding(
     adata: AnnData,
     color: str | Sequence[str] | None = None,
@@ -49,9 +51,9 @@ def embedding(
         Ring the cells that did not train the model (``obs['mmc_split']`` is ``"validation"`` or ``"unseen"``),
         so training cells are not mistaken for held-out ones. Default: when ``obs['mmc_split']`` exists.
     ax, show, return_fig
-        As in :func:`mmcontext.pl.query`.
+        {pl_common}
     **kwargs
-        Passed to :func:`scanpy.pl.embedding`.
+        {pl_embedding_kwargs}
 
     Returns
     -------

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params
 from .._errors import MMContextKeyError
 from ._utils import finish, new_axes
 
@@ -58,6 +59,7 @@ def _row_name(metric: str, subject: str) -> str:
     return metric
 
 
+@doc_params("pl_common")
 def evaluate(
     results: pd.DataFrame | Mapping[str, pd.DataFrame],
     *,
@@ -80,7 +82,7 @@ def evaluate(
         Rows to draw per metric, by ``subject`` (e.g. query texts). Default: summaries only (``label_auroc``
         and the query ``auroc`` are drawn as their ``"mean"``).
     ax, show, return_fig
-        As in :func:`mmcontext.pl.query`.
+        {pl_common}
 
     Returns
     -------

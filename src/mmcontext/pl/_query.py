@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import _keys
+from .._docs import doc_params
 from .._errors import MMContextKeyError
 from .._provenance import find_record
 from ._utils import basis_key, finish, mark_heldout
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
+@doc_params("pl_embedding_kwargs")
 def query(
     adata: AnnData,
     queries: str | Sequence[str] | None = None,
@@ -62,7 +64,7 @@ def query(
     return_fig
         Return the figure instead of the axes.
     **kwargs
-        Passed to :func:`scanpy.pl.embedding`.
+        {pl_embedding_kwargs}
 
     Returns
     -------

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._docs import doc_params
 from .._errors import MMContextKeyError
 from .._frames import read_frame
 from ._utils import finish, new_axes
@@ -46,6 +47,7 @@ def similarity_table(
     return table
 
 
+@doc_params("pl_common")
 def similarity(
     adata: AnnData,
     groupby: str,
@@ -78,7 +80,7 @@ def similarity(
     annot
         Write the values into the cells.
     ax, show, return_fig
-        As in :func:`mmcontext.pl.query`.
+        {pl_common}
 
     Returns
     -------

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import _model_attrs
+from .._docs import doc_params
 from ._utils import finish, new_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
+@doc_params("pl_common")
 def training(
     model_or_history: Any,
     *,
@@ -26,7 +28,7 @@ def training(
         A model returned by :func:`mmcontext.tl.train` (``model.mmc_history``), a list of log entries,
         or the path of a ``training_history.json`` written with the saved model.
     ax, show, return_fig
-        As in :func:`mmcontext.pl.query`.
+        {pl_common}
 
     Returns
     -------

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._docs import doc_params
 from .._logging import log_added
 from .._provenance import find_record, record
 from .._validation import (
@@ -150,6 +151,7 @@ def _ontology_describer():
     return describe
 
 
+@doc_params("overwrite", "copy", "returns_copy")
 def captions(
     adata: AnnData,
     *,
@@ -187,14 +189,13 @@ def captions(
     key_added
         ``obs`` column to write.
     overwrite
-        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
-        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
+        {overwrite}
     copy
-        Return a copy instead of writing into ``adata``.
+        {copy}
 
     Returns
     -------
-    ``None``, or a copy of ``adata`` when ``copy=True``, with
+    {returns_copy}
 
     ``adata.obs[key_added]``
         Caption per cell (str); cells with no usable metadata get a missing value.

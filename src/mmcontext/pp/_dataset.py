@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._docs import doc_params
 from .._logging import logger
 from .._provenance import find_record
 from .._validation import check_adata, check_number, get_obs_column, get_obsm
@@ -48,6 +49,7 @@ def _texts(col: pd.Series) -> np.ndarray:
 
 
 # -- the builder ----------------------------------------------------------------------------------
+@doc_params("use_rep_prepared")
 def build_dataset(
     adata: AnnData | Sequence[AnnData] | Mapping[str, AnnData],
     store_dir: str | os.PathLike,
@@ -103,7 +105,7 @@ def build_dataset(
         the cell-type column the captions were built from, else a known cell-type column, else
         the caption itself.
     use_rep
-        ``obsm`` key of the initial embedding; default: the one :func:`~mmcontext.pp.prepare` recorded.
+        {use_rep_prepared}
     split_by
         ``obs`` column (donor, sample, batch) whose values are never split between train,
         validation and test; ``None``: cells are split at random.

@@ -9,6 +9,7 @@ import numpy as np
 from scipy import sparse
 
 from .. import _keys
+from .._docs import doc_params
 from .._logging import log_added, logger
 from .._provenance import find_record, mark_outputs, record
 from .._validation import (
@@ -79,6 +80,7 @@ def _pca(X, n_components: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return scores.astype(np.float32), pca.components_.astype(np.float32), pca.mean_.astype(np.float32)
 
 
+@doc_params("overwrite", "copy", "returns_copy")
 def prepare(
     adata: AnnData,
     *,
@@ -154,14 +156,13 @@ def prepare(
     seed
         Random seed of the PCA solver.
     overwrite
-        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
-        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
+        {overwrite}
     copy
-        Return a copy instead of writing into ``adata``.
+        {copy}
 
     Returns
     -------
-    ``None``, or a copy of ``adata`` when ``copy=True``, with
+    {returns_copy}
 
     ``adata.obsm[key_added]``
         float32 initial embedding, cells x ``n_components`` (or x genes) — not written with ``use_rep``.

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._docs import doc_params
 from .._frames import write_frame
 from .._logging import log_added
 from .._provenance import record
@@ -64,6 +65,7 @@ def smooth_scores(scores: np.ndarray, connectivities, strength: float) -> np.nda
     return ((1.0 - strength) * scores + strength * neigh).astype(np.float32)
 
 
+@doc_params("adata_query", "model", "use_rep_embed", "overwrite", "copy", "returns_copy")
 def annotate(
     adata: AnnData,
     model: MMContextEncoder,
@@ -100,9 +102,9 @@ def annotate(
     Parameters
     ----------
     adata
-        Annotated data matrix, prepared (and optionally embedded with :func:`mmcontext.tl.embed`).
+        {adata_query}
     model
-        A trained :class:`~mmcontext.models.MMContextEncoder`.
+        {model}
     labels
         Candidate labels; Cell Ontology ids (``"CL:0000236"``) are replaced by their CL name. Or the name of
         an ``obs`` column whose categories are the candidates.
@@ -137,7 +139,7 @@ def annotate(
         Pick labels by the model's calibrated probabilities (default; models without a calibration, e.g. trained
         with ``validation_split=0``, fall back to the highest score). ``False``: always the highest score.
     use_rep
-        ``obsm`` key of the initial embedding to embed cells from (default: reuse ``obsm['X_mmc']``).
+        {use_rep_embed}
     key_added
         Name of the label column; the other results are named after it.
     rerank
@@ -147,14 +149,13 @@ def annotate(
     top_k
         Labels per cell that ``rerank`` rescores.
     overwrite
-        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
-        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
+        {overwrite}
     copy
-        Return a copy instead of writing into ``adata``.
+        {copy}
 
     Returns
     -------
-    ``None``, or a copy of ``adata`` when ``copy=True``, with
+    {returns_copy}
 
     ``adata.obs[key_added]``
         categorical best label per cell (``unknown_label`` below ``min_score``).

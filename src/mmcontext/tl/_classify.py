@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._docs import doc_params
 from .._frames import write_frame
 from .._keys import TASKS
 from .._logging import log_added, logger
@@ -207,6 +208,7 @@ def fit_classifier(
     return head
 
 
+@doc_params("overwrite", "copy", "returns_copy")
 def classify(
     adata: AnnData,
     model: MMContextEncoder | None,
@@ -246,16 +248,15 @@ def classify(
     key_added
         Name of the prediction column; the other results are named after it.
     overwrite
-        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
-        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
+        {overwrite}
     copy
-        Return a copy instead of writing into ``adata``.
+        {copy}
     **fit_kwargs
         Passed to :func:`fit_classifier` when no head is given.
 
     Returns
     -------
-    ``None``, or a copy of ``adata`` when ``copy=True``, with
+    {returns_copy}
 
     ``adata.obs[key_added]``
         classification: categorical predicted label; multilabel: categorical of the predicted labels

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _keys, _model_attrs
 from .._compat import is_read_only_backed
+from .._docs import doc_params
 from .._logging import logger
 from .._provenance import find_record, record, text_fingerprint
 from .._settings import settings
@@ -267,6 +268,7 @@ def cell_embeddings(
     return emb
 
 
+@doc_params("model", "overwrite", "returns_copy")
 def embed(
     adata: AnnData,
     model: MMContextEncoder,
@@ -299,7 +301,7 @@ def embed(
         Annotated data matrix: prepared (see :func:`mmcontext.pp.prepare`), or with expression by gene name for a
         model that carries its input space (every model trained on ``method="genes"`` or ``"pca"``). May be backed.
     model
-        A trained :class:`~mmcontext.models.MMContextEncoder`.
+        {model}
     use_rep
         Where the model's input comes from. An ``obsm`` key: that initial embedding as is. ``"X"``: rebuilt from
         the expression (``adata.X`` or ``layer``) in the model's input space, streamed in chunks. ``None``
@@ -328,14 +330,13 @@ def embed(
     batch_size
         Cells per forward pass (default :attr:`mmcontext.settings.batch_size`).
     overwrite
-        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
-        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
+        {overwrite}
     copy
         Return a copy instead of writing into ``adata`` (not for backed AnnData).
 
     Returns
     -------
-    ``None``, or a copy of ``adata`` when ``copy=True``, with
+    {returns_copy}
 
     ``adata.obsm[key_added]``
         float32 array, cells x embedding dimension, rows of unit length.

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._docs import doc_params
 from .._errors import StaleIndexError
 from .._logging import logger
 from .._provenance import record
@@ -187,6 +188,7 @@ def _record(adata: AnnData, key_added: str, params: dict[str, Any], n_rows: int)
     logger.info("added %r (adata.uns['mmcontext']); returned %d hits", key_added, n_rows)
 
 
+@doc_params("key_added_record")
 def search(
     adata: AnnData,
     model: MMContextEncoder,
@@ -234,7 +236,7 @@ def search(
     chunk_size
         Cells scored per matrix product in exact search.
     key_added
-        Name of the record in ``adata.uns['mmcontext']``.
+        {key_added_record}
 
     Returns
     -------
@@ -306,6 +308,7 @@ def query_cells(adata: AnnData, cells: Any) -> np.ndarray:
     return pos
 
 
+@doc_params("key_added_record")
 def search_cells(
     adata: AnnData,
     cells: str | Sequence[str] | np.ndarray,
@@ -336,7 +339,7 @@ def search_cells(
     exclude_query
         Leave the query cells out of the results.
     key_added
-        Name of the record in ``adata.uns['mmcontext']``.
+        {key_added_record}
 
     Returns
     -------
