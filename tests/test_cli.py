@@ -137,7 +137,8 @@ def test_every_option_a_message_points_to_is_a_cli_flag():
     from mmcontext.cli import _ALIASES, build_parser
 
     src = Path(mmcontext.__file__).parent
-    files = ["pp/_prepare.py", "pp/_captions.py", "_validation.py", "tl/_embed.py", "tl/_query.py", "tl/_train.py"]
+    files = ["pp/_prepare.py", "pp/_captions.py", "tl/_embed.py", "tl/_embed_plan.py", "tl/_query.py", "tl/_train.py"]
+    files += [f"_validation/{name}" for name in ("_args.py", "_anndata.py", "_values.py", "_objects.py")]
     named = set()
     for f in files:
         text = (src / f).read_text()
