@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import make_adata
 
 import mmcontext as mmc
 
@@ -53,3 +54,28 @@ def test_no_metadata_is_a_clear_error(tiny):
     del tiny.obs["cell_type"], tiny.obs["tissue"]
     with pytest.raises(ValueError, match="No caption columns"):
         mmc.pp.captions(tiny)
+
+
+def test_cell_type_column_is_decided_in_one_order():
+    """label_key, then the column recorded for these captions, then the first candidate column, then None."""
+    from mmcontext._validation import MMContextKeyError
+    from mmcontext.pp._captions import cell_type_column
+    from mmcontext.pp._dataset import _label_key
+
+    adata = make_adata()
+    adata.obs["annot"] = adata.obs["cell_type"].astype(str)
+    assert cell_type_column(adata, label_key="tissue") == "tissue"
+    with pytest.raises(MMContextKeyError, match="tisue"):
+        cell_type_column(adata, label_key="tisue")
+    mmc.pp.prepare(adata, caption_keys={"cell_type": "annot"}, ontology=False)
+    assert cell_type_column(adata) == cell_type_column(adata, "mmc_caption") == "annot"  # recorded by prepare
+    assert cell_type_column(adata, "other_captions") == "cell_type"  # not these captions: the candidate column
+    mmc.pp.captions(adata, keys={"cell_type": "tissue"}, key_added="by_tissue", ontology=False)
+    assert cell_type_column(adata, "by_tissue") == "tissue"  # recorded by captions for its key_added
+    bare = make_adata()
+    bare.obs = bare.obs.rename(columns={"cell_type": "Cell_Type"})
+    assert cell_type_column(bare) == "Cell_Type"  # case-insensitive, as detect_caption_keys
+    del bare.obs["Cell_Type"]
+    assert cell_type_column(bare, "caps") is None
+    assert _label_key(bare, None, "caps") == "caps"  # build_dataset: the captions are their own labels
+    assert _label_key(adata, None, "mmc_caption") == "annot"

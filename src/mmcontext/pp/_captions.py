@@ -268,3 +268,31 @@ def caption_column(adata: AnnData, caption_key: str | None = None) -> str:
             )
     check_text_column(get_obs_column(adata, caption_key), key=caption_key)
     return caption_key
+
+
+def cell_type_column(adata: AnnData, caption_key: str | None = None, *, label_key: str | None = None) -> str | None:
+    """The ``obs`` column of cell type labels (behind the captions in ``caption_key``): the one place that decides.
+
+    In this order:
+
+    1. ``label_key``, when given (it must be a column of ``adata.obs``);
+    2. the column :func:`prepare` or :func:`captions` recorded for the role ``"cell_type"`` when it wrote the
+       captions ``caption_key`` (any captions when ``caption_key`` is ``None``), if it is still in ``adata.obs``;
+    3. the first of :data:`mmcontext._keys.CELL_TYPE_CANDIDATES` in ``adata.obs`` (case-insensitive, as
+       :func:`detect_caption_keys` finds it);
+    4. ``None``: the caller decides (``build_dataset`` uses the captions as their own labels; ``text_pairs=
+       'ontology'`` raises).
+    """
+    if label_key is not None:
+        get_obs_column(adata, label_key)
+        return label_key
+    prep = find_record(adata, "prepare")
+    caps = find_record(adata, "captions", caption_key) if caption_key is not None else find_record(adata, "captions")
+    recorded = [(prep.get("caption_key"), prep.get("caption_keys")), (caps.get("key_added"), caps.get("keys"))]
+    for written, keys in recorded:
+        if written is None or caption_key not in (None, written) or not isinstance(keys, Mapping):
+            continue
+        column = keys.get("cell_type")
+        if column and str(column) in adata.obs:
+            return str(column)
+    return detect_caption_keys(adata).get("cell_type")

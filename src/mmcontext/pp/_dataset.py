@@ -14,13 +14,12 @@ import pandas as pd
 from .. import _keys
 from .._docs import doc_params
 from .._logging import logger
-from .._provenance import find_record
 from .._validation import check_adata, check_number, get_obs_column, get_obsm
 from ..data._dataset_meta import SHAPES, sampler_for
 from ..data._negatives import NegativeSampler
 from ..data._splits import assign_splits
 from ..data._store import write_store
-from ._captions import caption_column
+from ._captions import caption_column, cell_type_column
 from ._prepare import init_key
 
 if TYPE_CHECKING:
@@ -30,17 +29,8 @@ if TYPE_CHECKING:
 
 # -- labels and captions --------------------------------------------------------------------------
 def _label_key(adata: AnnData, label_key: str | None, caption_key: str) -> str:
-    if label_key is not None:
-        get_obs_column(adata, label_key)
-        return label_key
-    prep = find_record(adata, "prepare")
-    role = prep.get("caption_keys", {})
-    if isinstance(role, Mapping) and role.get("cell_type") in adata.obs:
-        return str(role["cell_type"])
-    for col in _keys.CELL_TYPE_CANDIDATES:
-        if col in adata.obs:
-            return col
-    return caption_key
+    """The labels negatives are drawn by: :func:`~mmcontext.pp._captions.cell_type_column`, else the captions."""
+    return cell_type_column(adata, caption_key, label_key=label_key) or caption_key
 
 
 def _texts(col: pd.Series) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._logging import logger
-from .._provenance import find_record
+from ..pp._captions import cell_type_column
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -24,34 +24,6 @@ CELLS = "cells"
 TEXT_PAIRS = "text_pairs"
 #: Columns of the text-pair dataset: MNRL reads the first as anchor, the second as its positive.
 COLUMNS = ("anchor", "positive")
-
-
-def cell_type_column(adata: AnnData, caption_key: str | None) -> str:
-    """The ``obs`` column of cell type labels behind the captions in ``caption_key``.
-
-    Read from what :func:`mmcontext.pp.prepare` or :func:`mmcontext.pp.captions` recorded (role ``"cell_type"``),
-    else the column :func:`mmcontext.pp.detect_caption_keys` finds.
-    """
-    from ..pp._captions import detect_caption_keys
-
-    prep = find_record(adata, "prepare")
-    caps = find_record(adata, "captions", caption_key) if caption_key is not None else find_record(adata, "captions")
-    recorded = [(prep.get("caption_key"), prep.get("caption_keys")), (caps.get("key_added"), caps.get("keys"))]
-    for written, keys in recorded:
-        if written is None or caption_key not in (None, written) or not isinstance(keys, dict):
-            continue
-        if keys.get("cell_type"):
-            column = str(keys["cell_type"])
-            if column in adata.obs:
-                return column
-    column = detect_caption_keys(adata).get("cell_type")
-    if column is None:
-        raise ValueError(
-            "text_pairs='ontology' needs the cell type labels behind the captions, but adata.uns['mmcontext'] records "
-            "no cell type column and none was detected in adata.obs. Run `mmc.pp.prepare(adata, caption_keys="
-            "{'cell_type': '<column>'})`, or pass the pairs themselves: text_pairs=[(text_a, text_b), ...]."
-        )
-    return column
 
 
 def ontology_pairs(labels: Sequence[str]) -> tuple[list[tuple[str, str]], dict[str, Any]]:
@@ -153,6 +125,13 @@ def build_text_pairs(
                 "ontology terms), or pass the pairs themselves: text_pairs=[(text_a, text_b), ...]."
             )
         column = cell_type_column(adata, caption_key)
+        if column is None:
+            raise ValueError(
+                "text_pairs='ontology' needs the cell type labels behind the captions, but adata.uns['mmcontext'] "
+                "records no cell type column and none was detected in adata.obs. Run `mmc.pp.prepare(adata, "
+                "caption_keys={'cell_type': '<column>'})`, or pass the pairs themselves: text_pairs=[(text_a, "
+                "text_b), ...]."
+            )
         values = adata.obs[column]
         if cells is not None:
             values = values[np.asarray(cells, dtype=bool)]
