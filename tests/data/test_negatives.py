@@ -18,6 +18,7 @@ def test_without_labels_a_negative_is_any_other_caption_as_loss_columns_drew_it(
         assert negs == loss_columns("triplet", list(range(len(CAPS))), CAPS, seed=seed)["negative"]
         assert all(n != c for n, c in zip(negs, CAPS, strict=True))
     assert set(draw_negatives(CAPS, seed=0)) == set(CAPS)
+    assert draw_negatives(CAPS, labels=CAPS, seed=5) == draw_negatives(CAPS, seed=5)  # captions as their own labels
 
 
 def test_with_labels_a_negative_is_a_caption_of_another_label():
