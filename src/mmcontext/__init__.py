@@ -6,15 +6,9 @@ only when a function that needs them runs.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from . import datasets, pl, pp, tl
 from ._settings import settings
-
-try:
-    __version__ = version("mmcontext")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+from ._version import __version__
 
 
 def __getattr__(name: str):

@@ -45,7 +45,7 @@ def loader_type(cls_name: str) -> str:
 
 def write_loader_file(folder: str | os.PathLike) -> None:
     """Name mmcontext's classes in ``folder``'s ``router_config.json`` through the loader file, and write it."""
-    from .. import __version__
+    from .._version import __version__
 
     folder = Path(folder)
     config_path = folder / "router_config.json"
