@@ -199,7 +199,9 @@ def plain_mlp(omics, X, out, batch_size: int = 1024) -> None:
 
     with torch.inference_mode():
         for s in range(0, len(X), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(X[s : s + batch_size], dtype=np.float32)).to(omics.device)
+            x = torch.from_numpy(np.ascontiguousarray(X[s : s + batch_size], dtype=np.float32)).to(
+                omics.input_mean.device
+            )
             emb = omics({"input_values": x})["sentence_embedding"]
             out[s : s + len(x)] = torch.nn.functional.normalize(emb, dim=1).cpu().numpy()
 

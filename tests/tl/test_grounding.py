@@ -59,6 +59,18 @@ def test_user_markers_and_switch_off(trained_model, test_cells):
         mmc.tl.query(test_cells, trained_model, [NK], marker_weight=-1)
 
 
+def test_a_name_without_genes_in_the_data_gets_no_marker_column(trained_model, test_cells):
+    mmc.tl.query(test_cells, trained_model, ["my cells"], markers={"my cells": ["LYZ"]})
+    assert "mmc_my_cells_markers" in test_cells.obs
+    # the same key again, now with markers the data lacks: its earlier column goes, the explanation says why
+    mmc.tl.query(test_cells, trained_model, ["my cells"], markers={"my cells": ["NOT_A_GENE"]})
+    assert "mmc_my_cells_markers" not in test_cells.obs
+    info = test_cells.uns["mmcontext"]["markers"]["mmc_my_cells"]
+    assert info["genes"] == [] and info["missing_genes"] == ["NOT_A_GENE"]
+    plain = mmc.tl.query(test_cells, trained_model, ["my cells"], markers=False, copy=True)
+    np.testing.assert_array_equal(test_cells.obs["mmc_my_cells"], plain.obs["mmc_my_cells"])
+
+
 def test_pca_input_reconstructs_genes_from_loadings(pbmc_split):
     train, test = (a.copy() for a in pbmc_split)
     mmc.pp.prepare(train, method="pca", n_components=40, caption_keys={"cell_type": "bulk_labels"})

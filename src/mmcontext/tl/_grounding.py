@@ -225,15 +225,23 @@ def check_marker_weight(weight: Any) -> float:
 
 
 def write_evidence(adata: AnnData, keys: Sequence[str], evidence: Evidence, weight: float) -> list[tuple[str, str]]:
-    """Write ``obs[<key>_markers]`` per name and merge the explanations into ``uns['mmcontext']['markers']``."""
+    """Write ``obs[<key>_markers]`` per name with genes and merge the explanations into ``uns['mmcontext']['markers']``.
+
+    A name none of whose marker genes the data holds gets no column (its evidence is 0); its explanation says so.
+    """
     from .. import _keys
     from .._provenance import record
 
     previous = dict(adata.uns.get(_keys.UNS, {}).get("markers", {}))
     previous.pop("versions", None)
     previous.pop("time", None)
+    from ._obs import write_obs_columns
+
+    found = [j for j, e in enumerate(evidence.explain) if e["genes"]]  # no column for a name without genes here
+    columns = [f"{keys[j]}_markers" for j in found]
+    stale = [f"{key}_markers" for key in keys]
+    write_obs_columns(adata, columns, evidence.scores[:, found].astype(np.float32, copy=False), drop=stale)
     for j, key in enumerate(keys):
-        adata.obs[f"{key}_markers"] = evidence.scores[:, j].astype(np.float32)
         previous[key] = {**evidence.explain[j], "weight": float(weight)}
     record(adata, "markers", previous)
-    return [(f"{key}_markers", "obs") for key in keys]
+    return [(column, "obs") for column in columns]

@@ -114,8 +114,8 @@ def query(
     ``adata.obs[<key>]``
         float32 score per cell, one column per query.
     ``adata.obs[<key> + '_markers']``
-        with ``markers``: float32 marker evidence per cell (mean standardised marker expression; the score holds
-        ``marker_weight`` times it).
+        with ``markers``, for each query whose marker genes the data holds: float32 marker evidence per cell
+        (mean standardised marker expression; the score holds ``marker_weight`` times it).
     ``adata.uns['mmcontext']['markers'][<key>]``
         with ``markers``: the query, the CL term it matched, the term whose markers were used (``markers_from``,
         ``inherited``), ``genes`` used and ``missing_genes``, where they were read (``read_from``), ``weight``, and
@@ -166,7 +166,8 @@ def query(
         scores -= float(contrast) * best_similarity(cells, known_emb)[:, None]
     evidence = marker_evidence(adata, model, queries, markers=markers, use_rep=use_rep) if weight else None
     if evidence is not None:
-        scores = scores + weight * evidence.scores
+        if any(e["genes"] for e in evidence.explain):  # (no genes found for any query: nothing to add)
+            scores = scores + weight * evidence.scores
         evidence.summarise(scores)
     probs = None
     if rerank is not None:
@@ -194,8 +195,9 @@ def query(
     if evidence is not None:
         log_added(*write_evidence(adata, keys, evidence, weight))
     if probs is not None:
-        for j, key in enumerate(keys):
-            adata.obs[f"{key}_rerank"] = probs[:, j].astype(np.float32)
+        from ._obs import write_obs_columns
+
+        write_obs_columns(adata, [f"{k}_rerank" for k in keys], probs.astype(np.float32))
         mark_outputs(adata, "query", [(f"{k}_rerank", "obs") for k in keys])
         log_added(*[(f"{k}_rerank", "obs") for k in keys])
     return adata if copy else None
@@ -236,12 +238,9 @@ def write_query_scores(
     ``scores`` is cells x queries; all columns join ``obs`` at once (one block; no copy when ``scores`` is the
     transpose of a C-ordered float32 queries x cells array), replacing earlier columns of the same names.
     """
-    import pandas as pd
+    from ._obs import write_obs_columns
 
-    by_query = np.ascontiguousarray(np.asarray(scores).T, dtype=np.float32)
-    new = pd.DataFrame(by_query.T, index=adata.obs.index, columns=keys, copy=False)
-    kept = adata.obs.loc[:, ~adata.obs.columns.isin(keys)] if adata.obs.columns.isin(keys).any() else adata.obs
-    adata.obs = pd.concat([kept, new], axis=1, copy=False)
+    write_obs_columns(adata, keys, np.asarray(scores, dtype=np.float32))
     previous = find_record(adata, "query")
     known = dict(zip(list(previous.get("keys", [])), list(previous.get("queries", [])), strict=False))
     known.update(zip(keys, queries, strict=True))
@@ -356,7 +355,8 @@ def label_query(
     weight = check_marker_weight(marker_weight)
     evidence = marker_evidence(adata, model, queries, markers=markers, use_rep=use_rep) if weight else None
     if evidence is not None:
-        scores = scores + weight * evidence.scores
+        if any(e["genes"] for e in evidence.explain):  # (no genes found for any query: nothing to add)
+            scores = scores + weight * evidence.scores
         evidence.summarise(scores)
     adata = adata.copy() if copy else adata
     write_query_scores(

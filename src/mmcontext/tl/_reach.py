@@ -10,6 +10,7 @@ it, the log warns and ``uns['mmcontext']['query']['per_query']`` says so.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,13 +32,23 @@ def caption_floor(model: MMContextEncoder) -> float | None:
     """
     from ._texts import text_embeddings
 
-    known = list((model.calibration or {}).get("prior", {}))[:MAX_CAPTIONS]
+    calibration = model.calibration or {}
+    known = list(calibration.get("prior", {}))[:MAX_CAPTIONS]
     if len(known) < 2:
         return None
+    cached = _FLOORS.get(model)
+    if cached is not None and cached[0] == known:  # the same training captions (tl.train sets new ones)
+        return cached[1]
     emb = text_embeddings(model, [[c] for c in known])
     sims = emb @ emb.T
     np.fill_diagonal(sims, -np.inf)
-    return float(sims.max(axis=1).min())
+    floor = float(sims.max(axis=1).min())
+    _FLOORS[model] = (known, floor)
+    return floor
+
+
+#: caption_floor per model, kept while the model lives (not in the model: its config is part of its fingerprint)
+_FLOORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def query_records(
