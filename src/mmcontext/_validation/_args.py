@@ -23,6 +23,9 @@ def check_unique_names(names: Any, *, what: str, why: str = "") -> None:
 
     Names are compared as the strings they become in an h5ad file, an embedding store or a gene lookup.
     """
+    given = names if isinstance(names, pd.Index) else None
+    if given is not None and given.inferred_type in ("string", "empty") and given.is_unique:
+        return  # all strings already, and pandas caches both answers on the index: O(1) when called again
     index = pd.Index(np.asarray(names).astype(str))
     if index.is_unique:
         return
