@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from .. import _keys
+from .._docs import doc_params
 from .._logging import log_added
 from .._provenance import find_record, mark_outputs, record
 from .._validation import check_adata, check_model, check_number, check_outputs, check_texts, check_writable
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ..models import CellTextReranker, MMContextEncoder
 
 
+@doc_params("adata_query", "model", "overwrite", "copy", "returns_copy")
 def query(
     adata: AnnData,
     model: MMContextEncoder,
@@ -65,9 +67,9 @@ def query(
     Parameters
     ----------
     adata
-        Annotated data matrix, prepared (and optionally embedded with :func:`mmcontext.tl.embed`).
+        {adata_query}
     model
-        A trained :class:`~mmcontext.models.MMContextEncoder`.
+        {model}
     queries
         One text or a list of texts, e.g. ``["natural killer cells", "monocytes"]``.
     use_rep
@@ -102,14 +104,13 @@ def query(
     top_k
         Cells per query that ``rerank`` rescores.
     overwrite
-        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
-        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
+        {overwrite}
     copy
-        Return a copy instead of writing into ``adata``.
+        {copy}
 
     Returns
     -------
-    ``None``, or a copy of ``adata`` when ``copy=True``, with
+    {returns_copy}
 
     ``adata.obs[<key>]``
         float32 score per cell, one column per query.
@@ -261,6 +262,7 @@ def write_query_scores(
     log_added(*[(k, "obs") for k in keys])
 
 
+@doc_params("adata_query", "model", "use_rep_embed", "overwrite", "copy", "returns_copy")
 def label_query(
     adata: AnnData,
     model: MMContextEncoder,
@@ -290,9 +292,9 @@ def label_query(
     Parameters
     ----------
     adata
-        Annotated data matrix, prepared (and optionally embedded with :func:`mmcontext.tl.embed`).
+        {adata_query}
     model
-        A trained :class:`~mmcontext.models.MMContextEncoder`.
+        {model}
     queries
         One text or a list of texts.
     labels
@@ -305,7 +307,7 @@ def label_query(
     expand
         How queries are phrased, as in :func:`mmcontext.tl.query`.
     use_rep
-        ``obsm`` key of the initial embedding to embed cells from (default: reuse ``obsm['X_mmc']``).
+        {use_rep_embed}
     key_added
         ``obs`` column per query; default the names :func:`mmcontext.tl.query` uses (``"mmc_"`` + slug), so
         :func:`mmcontext.pl.query` and :func:`mmcontext.tl.evaluate` read them.
@@ -313,14 +315,13 @@ def label_query(
         Marker-gene evidence of each query added to its score, as in :func:`mmcontext.tl.query`; off by default
         (on pbmc68k_reduced it changed the 12 benchmark queries' mean AUROC from 0.982 to 0.980).
     overwrite
-        Replace existing ``obs`` / ``obsm`` entries of the output names that mmcontext did not write (or wrote as
-        another kind of result), e.g. a label column of the data. Default: refuse, naming the entry.
+        {overwrite}
     copy
-        Return a copy instead of writing into ``adata``.
+        {copy}
 
     Returns
     -------
-    ``None``, or a copy of ``adata`` when ``copy=True``, with
+    {returns_copy}
 
     ``adata.obs[<key>]``
         float32 score per cell, one column per query.
