@@ -217,6 +217,28 @@ def marker_evidence(
     return Evidence(scores, explain, per_gene)
 
 
+def marker_genes(
+    adata: AnnData,
+    model: MMContextEncoder,
+    names: Sequence[str],
+    *,
+    markers: Mapping[str, Sequence[str] | str] | str | bool | None = True,
+    use_rep: str | None = None,
+) -> list[list[str]]:
+    """The marker genes :func:`marker_evidence` would use for each name (none read from the cells)."""
+    if markers is None or markers is False:
+        return [[] for _ in names]
+    from ..ontology import MarkerTable
+
+    table = MarkerTable.load(None if markers is True else markers)
+    reader = _GeneReader(adata, model, use_rep)
+    out = []
+    for name in names:
+        found = table.lookup(name)
+        out.append(reader.available(list(found.genes)) if found is not None else [])
+    return out
+
+
 def check_marker_weight(weight: Any) -> float:
     """``marker_weight`` as a float >= 0, or an error."""
     if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or not float(weight) >= 0:

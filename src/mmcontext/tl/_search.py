@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -24,6 +24,7 @@ from .._validation import (
     check_texts,
 )
 from ..data._topk import DEFAULT_CHUNK_SIZE, top_k
+from ._grounding import MARKER_WEIGHT, check_marker_weight, marker_evidence, marker_genes
 from ._index import CellIndex, embedding_fingerprint, get_vectors, load_index
 
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 #: :data:`EXACT_FRACTION` of them) are searched exactly over the selected cells instead of post-filtering.
 EXACT_SUBSET = 200_000
 EXACT_FRACTION = 0.05
+#: With marker grounding, the ``MARKER_POOL * k`` best cells by cosine (from the index, or exact) are re-ranked by
+#: cosine plus marker evidence; the evidence is read for those candidates only.
+MARKER_POOL = 10
 
 
 def _check_k(k: Any) -> int:
@@ -188,6 +192,44 @@ def _record(adata: AnnData, key_added: str, params: dict[str, Any], n_rows: int)
     logger.info("added %r (adata.uns['mmcontext']); returned %d hits", key_added, n_rows)
 
 
+def _ground(
+    adata: AnnData,
+    model: MMContextEncoder,
+    queries: list[str],
+    pos: np.ndarray,
+    scores: np.ndarray,
+    *,
+    k: int,
+    markers: Any,
+    weight: float,
+) -> tuple[np.ndarray, np.ndarray, dict[str, dict]]:
+    """Re-rank each query's candidates (``pos``, cosine ``scores``) by cosine + weight * marker evidence; keep ``k``."""
+    valid = pos >= 0
+    cand = np.unique(pos[valid])
+    evidence = marker_evidence(adata[cand], model, queries, markers=markers)
+    at = np.searchsorted(cand, np.clip(pos, 0, None))  # each candidate's row in the evidence
+    ev = np.where(valid, evidence.scores[at, np.arange(len(queries))[:, None]], np.float32(0))
+    combined = np.where(valid, scores + weight * ev, -np.inf).astype(np.float32)
+    order = np.argsort(-combined, axis=1, kind="stable")[:, :k]
+    new_pos = np.where(np.take_along_axis(valid, order, axis=1), np.take_along_axis(pos, order, axis=1), -1)
+    new_scores = np.take_along_axis(combined, order, axis=1)
+    grounding = {}
+    for j, query in enumerate(queries):
+        Z = evidence.per_gene[j]
+        if Z.shape[1] == 0:
+            continue
+        top = at[j][order[j]][new_pos[j] >= 0]
+        info = {key: value for key, value in evidence.explain[j].items() if key != "text"}
+        info.update(
+            query=query,
+            weight=float(weight),
+            gene_z_top=[float(v) for v in Z[top].mean(axis=0)],
+            gene_z_pool=[float(v) for v in Z[at[j][valid[j]]].mean(axis=0)],
+        )
+        grounding[_keys.query_key(query)] = info  # h5ad-safe names, as tl.query's obs columns
+    return new_pos, new_scores, grounding
+
+
 @doc_params("key_added_record")
 def search(
     adata: AnnData,
@@ -199,6 +241,8 @@ def search(
     use_rep: str = _keys.X_MMC,
     obs_filter: dict[str, Any] | np.ndarray | pd.Series | None = None,
     expand: Literal["ontology"] | None = "ontology",
+    markers: Mapping[str, Sequence[str] | str] | str | bool = True,
+    marker_weight: float = MARKER_WEIGHT,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     key_added: str = _keys.SEARCH,
 ) -> pd.DataFrame:
@@ -212,6 +256,14 @@ def search(
     keeps few cells (at most :data:`EXACT_SUBSET`, or under 5%) is searched exactly over those cells.
     A dask array in ``obsm[use_rep]`` is scored block by block (``map_blocks``; a ``dask.distributed`` client
     spreads the blocks).
+
+    A query that names a cell type is grounded in its marker genes as in :func:`mmcontext.tl.query` (``markers=True``,
+    default): a hit's score is ``cosine + marker_weight * evidence``, the same number ``tl.query`` writes for that
+    cell. So that the index keeps its point, the evidence is not read for every cell: the
+    :data:`MARKER_POOL` ``* k`` best cells by cosine (exact, or from the index) are re-ranked by the grounded score and
+    the best ``k`` returned; a cell outside that pool is not found by its markers alone. With the expression read by
+    gene name (a model without a gene space), it is standardised over the pool. Queries without usable marker genes,
+    ``markers=False`` and ``marker_weight=0`` search by cosine alone, exactly as without grounding.
 
     Parameters
     ----------
@@ -233,6 +285,11 @@ def search(
         over the cells.
     expand
         As in :func:`mmcontext.tl.query`: ``"ontology"`` phrases queries naming a Cell Ontology term as captions.
+    markers, marker_weight
+        Marker-gene evidence added to the cosine score, as in :func:`mmcontext.tl.query`: ``True`` (default) the
+        shipped table, a dict ``{cell type or CL id: [genes]}`` or a CSV path extends it, ``False`` (or weight 0)
+        plain cosine search. Genes are read from the initial embedding (``pp.prepare``) beside ``use_rep``, else from
+        the expression by gene name.
     chunk_size
         Cells scored per matrix product in exact search.
     key_added
@@ -241,9 +298,14 @@ def search(
     Returns
     -------
     A DataFrame with one row per hit, best first within each query: ``query`` (categorical, in the order given),
-    ``rank`` (1 = best), ``obs_name`` and ``score`` (float32 cosine similarity). Also
-    ``adata.uns['mmcontext'][key_added]``: ``queries``, ``k``, ``method`` (``"exact"`` or the index's), ``index``
-    (its folder), ``use_rep``, ``obs_filter``, ``n_searched`` (cells passing the filter) and the model's provenance.
+    ``rank`` (1 = best), ``obs_name`` and ``score`` (float32 cosine similarity; with marker evidence, plus
+    ``marker_weight`` times it). Also ``adata.uns['mmcontext'][key_added]``: ``queries``, ``k``, ``method``
+    (``"exact"`` or the index's), ``index`` (its folder), ``use_rep``, ``obs_filter``, ``n_searched`` (cells passing
+    the filter), the model's provenance, ``markers`` (whether evidence was used), ``marker_weight``, ``marker_pool``
+    (candidates re-ranked per query) and ``grounding``: per query with marker genes, the CL term matched, the term
+    whose markers were used, ``genes`` and ``missing_genes``, ``read_from``, and each gene's mean standardised value
+    in the hits (``gene_z_top``) and in the pool (``gene_z_pool``), keyed as :func:`mmcontext.tl.query` names its
+    columns (``"mmc_natural_killer_cells"``).
 
     Examples
     --------
@@ -265,25 +327,37 @@ def search(
     check_key_added(use_rep, what="use_rep")
     mask = filter_mask(adata, obs_filter)
     index = resolve_index(index)
+    weight = check_marker_weight(marker_weight)
+    grounded = bool(weight) and any(marker_genes(adata, model, queries, markers=markers))
+    n_searched = int(mask.sum()) if mask is not None else adata.n_obs
+    pool = max(k, min(MARKER_POOL * k, n_searched)) if grounded else k
     prov = model_provenance(model)
     vectors = text_embeddings(model, query_texts(queries, expand=expand))
     pos, scores, method = nearest(
         adata,
         vectors,
-        k=k,
+        k=pool,
         index=index,
         use_rep=use_rep,
         mask=mask,
         fingerprint=prov["model_fingerprint"],
         chunk_size=chunk_size,
     )
+    grounding: dict[str, dict] = {}
+    if grounded:
+        pos, scores, grounding = _ground(adata, model, queries, pos, scores, k=k, markers=markers, weight=weight)
     hits = hits_table(adata, queries, pos, scores)
     params = {
         **prov,
         "queries": queries,
         **_common_params(adata, k, method, index, use_rep, obs_filter, mask),
         "expand": expand,
+        "markers": grounded,
+        "marker_weight": weight if grounded else 0.0,
+        "marker_pool": pool if grounded else None,
     }
+    if grounding:
+        params["grounding"] = grounding
     _record(adata, key_added, params, len(hits))
     return hits
 
