@@ -37,6 +37,11 @@ class OrthologTable:
     name: str
     pairs: pd.DataFrame
 
+    @property
+    def n_by_symbol(self) -> int:
+        """Pairs found by the case-insensitive symbol fallback rather than in the table."""
+        return int((self.pairs["how"] == "symbol").sum()) if "how" in self.pairs else 0
+
 
 def _celltypist_dir() -> Path:
     spec = importlib.util.find_spec("celltypist")
@@ -98,6 +103,7 @@ def ortholog_map(
     reference_genes: Any = None,
     var_names: Any = None,
     reference_species: str = "human",
+    symbols: bool = True,
 ) -> OrthologTable:
     """Read an ortholog table: a species name, a CSV path, a two-column DataFrame, or ``{reference gene: gene here}``.
 
@@ -115,10 +121,18 @@ def ortholog_map(
     reference_species
         Species of the model's genes for a species-name table.
 
+    symbols
+        With ``var_names``: a reference gene still unmapped (the table has no partner for it among this data's genes)
+        is paired with a gene of this data spelled the same up to case (``CCL5`` -> ``Ccl5``, ``SEPT7`` -> ``Sept7``),
+        if no table pair took that gene. Ensembl 105 lists no mouse gene for CCL5, NPM1, PPIA or LDHA, and none
+        for old human symbols such as SEPT7 or FYB.
+
     Returns
     -------
-    An :class:`OrthologTable`, one reference gene per target and one target per reference gene (the first pair
-    in table order wins).
+    An :class:`OrthologTable`, one reference gene per target and one target per reference gene, with a column
+    ``how`` (``"table"`` or ``"symbol"``). Where a reference gene has several partners here (one-to-many, e.g.
+    GZMB -> Gzmb, Gzmc, ..., Gzmg), the one spelled like it up to case wins, else the first in table order; where
+    several reference genes share a partner (many-to-one), the same rule picks the one that keeps it.
 
     Examples
     --------
@@ -144,7 +158,11 @@ def ortholog_map(
         pairs = pairs[pairs["reference"].isin(set(map(str, reference_genes)))]
     if var_names is not None:
         pairs = pairs[pairs["target"].isin(set(map(str, var_names)))]
-    pairs = pairs.drop_duplicates("reference").drop_duplicates("target").reset_index(drop=True)
+    # one partner per gene, both ways: a partner spelled like the reference gene (up to case) first, then table order
+    same = pairs["reference"].str.upper() == pairs["target"].str.upper()
+    pairs = pairs.iloc[np.argsort(~same.to_numpy(), kind="stable")]
+    pairs = pairs.drop_duplicates("reference").drop_duplicates("target").sort_index().reset_index(drop=True)
+    pairs["how"] = "table"
     if reference_genes is not None and pairs.empty:
         here = list(map(str, var_names))[:3] if var_names is not None else []
         raise ValueError(
@@ -152,7 +170,27 @@ def ortholog_map(
             f"{list(map(str, reference_genes))[:3]!r} vs {here!r}); "
             "check the species and the gene identifiers (symbols vs Ensembl ids)."
         )
+    if symbols and reference_genes is not None and var_names is not None:
+        pairs = _add_symbol_pairs(pairs, reference_genes, var_names)
     return OrthologTable(name, pairs)
+
+
+def _add_symbol_pairs(pairs: pd.DataFrame, reference_genes: Any, var_names: Any) -> pd.DataFrame:
+    """Pair still-unmapped reference genes with this data's genes of the same symbol up to case (unused ones)."""
+    mapped, taken = set(pairs["reference"]), set(pairs["target"])
+    by_upper: dict[str, list[str]] = {}
+    for g in map(str, var_names):
+        if g not in taken:
+            by_upper.setdefault(g.upper(), []).append(g)
+    extra = []
+    for ref in dict.fromkeys(map(str, reference_genes)):
+        here = by_upper.get(ref.upper(), [])
+        if ref not in mapped and len(here) == 1:  # an ambiguous spelling (two genes differing by case) is skipped
+            extra.append((ref, here[0], "symbol"))
+            by_upper.pop(ref.upper())
+    if not extra:
+        return pairs
+    return pd.concat([pairs, pd.DataFrame(extra, columns=pairs.columns)], ignore_index=True)
 
 
 def translate_var_names(var_names: Any, table: OrthologTable, reference_genes: Any) -> tuple[pd.Index, int]:

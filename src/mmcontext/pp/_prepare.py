@@ -141,7 +141,9 @@ def prepare(
         reference's genes to this data's genes -- a species name (``"mouse"``, ``"pig"``, ``"rhesus"``,
         ``"cynomolgus"``: the Ensembl tables the optional ``celltypist`` package ships, ``pip install
         mmcontext[orthologs]``), a CSV path or DataFrame with two columns (reference gene, this data's gene), or a
-        dict ``{reference gene: gene here}``. See :func:`mmcontext.pp.ortholog_map`.
+        dict ``{reference gene: gene here}``. One-to-many partners resolve to the one spelled like the reference
+        gene, and reference genes the table leaves unmapped are matched to a gene of the same symbol up to case
+        (``CCL5`` -> ``Ccl5``); see :func:`mmcontext.pp.ortholog_map`. Genes still missing are filled as ``fill`` says.
     caption_keys
         Metadata columns for captions, see :func:`mmcontext.pp.captions`; ``None`` detects them.
         Pass ``False`` to skip captions.
@@ -173,8 +175,9 @@ def prepare(
     ``adata.uns['mmcontext']['prepare']``
         Method, parameters, the obsm key to train on (``init_key``), PCA mean and gene list; with ``reference``
         also ``reference=True``, ``fill`` and ``n_missing_genes``; with ``orthologs`` the table, ``n_orthologs_mapped``
-        and ``n_genes``. ``source`` names the matrix read (``"adata.X"``, ``"adata.raw.X"``, a layer), ``used_raw``
-        and ``normalize`` say whether ``raw`` stood in for a scaled ``X`` and whether counts were log-normalised.
+        (of which ``n_orthologs_by_symbol`` by the symbol fallback) and ``n_genes``. ``source`` names the matrix
+        read (``"adata.X"``, ``"adata.raw.X"``, a layer), ``used_raw`` and ``normalize`` say whether ``raw`` stood
+        in for a scaled ``X`` and whether counts were log-normalised.
 
     Examples
     --------
@@ -209,12 +212,18 @@ def prepare(
 
             table = ortholog_map(orthologs, reference_genes=space.genes, var_names=var_names)
             var_names, n_mapped = translate_var_names(var_names, table, space.genes)
-            params.update(orthologs=table.name, n_orthologs_mapped=n_mapped, n_genes=len(space.genes))
+            params.update(
+                orthologs=table.name,
+                n_orthologs_mapped=n_mapped,
+                n_orthologs_by_symbol=table.n_by_symbol,
+                n_genes=len(space.genes),
+            )
             logger.info(
-                "orthologs (%s): %d of %d reference genes mapped to genes of this data",
+                "orthologs (%s): %d of %d reference genes mapped to genes of this data (%d by symbol up to case)",
                 table.name,
                 n_mapped,
                 len(space.genes),
+                table.n_by_symbol,
             )
         init, n_missing = project(X, var_names, space, fill=fill)
         params.update(
