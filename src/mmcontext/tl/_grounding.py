@@ -90,7 +90,8 @@ class _GeneReader:
         self.how = ""
         key = self._init_key(use_rep)
         if self.space is not None and key is not None:
-            init = np.asarray(adata.obsm[key])
+            init = adata.obsm[key]  # read in z(), for the genes asked (search reads only its candidates' rows)
+            init = np.asarray(init) if hasattr(init, "iloc") else init  # a DataFrame in obsm
             if init.shape[1] == self.space.n_features == len(self.in_mean):
                 self.init = init
                 kind = "gene panel" if self.space.loadings is None else "PCA reconstruction from the model's loadings"
@@ -133,12 +134,12 @@ class _GeneReader:
             return np.zeros((self.adata.n_obs, 0), dtype=np.float32)
         idx = np.array([self._index[g] for g in genes])
         if self.init is not None and self.space.loadings is None:
-            X = self.init[:, idx].astype(np.float64)
+            X = np.asarray(self.init[:, idx], dtype=np.float64)
             mu, sd = self.in_mean[idx], self.in_scale[idx]
         elif self.init is not None:
             L = np.asarray(self.space.loadings, dtype=np.float64)[idx]  # genes x components
             gene_mean = np.asarray(self.space.mean, dtype=np.float64)[idx]
-            X = self.init.astype(np.float64) @ L.T + gene_mean
+            X = np.asarray(self.init, dtype=np.float64) @ L.T + gene_mean
             mu = gene_mean + L @ self.in_mean
             sd = np.sqrt((L**2) @ (self.in_scale**2))
         else:
