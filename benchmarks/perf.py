@@ -197,6 +197,7 @@ def plain_mlp(omics, X, out, batch_size: int = 1024) -> None:
     """The omics tower's forward in plain torch: batches, unit rows, into a preallocated float32 array."""
     import torch
 
+    omics.eval()
     with torch.inference_mode():
         for s in range(0, len(X), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(X[s : s + batch_size], dtype=np.float32)).to(

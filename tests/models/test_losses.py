@@ -120,3 +120,30 @@ def test_matryoshka_truncated_embeddings_still_align(small_split):
     pred = np.asarray(labels)[np.argmax(cells @ texts.T, axis=1)]
     acc = (pred == test.obs["bulk_labels"].astype(str).to_numpy()).mean()
     assert acc > 0.6, f"64-d truncated accuracy {acc:.3f}"
+
+
+def test_train_triplet_negatives_are_captions_of_another_cell_type(monkeypatch):
+    """tl.train(adata, loss="triplet") draws as build_dataset does: never a caption of the cell's own type."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    import mmcontext as mmc
+    from mmcontext.models import _losses
+
+    rng = np.random.default_rng(0)
+    types = np.array(["B cell", "T cell", "NK cell"])[rng.integers(0, 3, 60)]
+    donors = np.array(["d1", "d2"])[rng.integers(0, 2, 60)]
+    captions = [f"A {t} of donor {d}." for t, d in zip(types, donors, strict=True)]
+    obs = pd.DataFrame({"cell_type": types, "caption": captions})
+    obs.index = [f"c{i}" for i in range(60)]
+    adata = ad.AnnData(obs=obs)
+    adata.obsm["X_pca"] = rng.standard_normal((60, 5)).astype(np.float32)
+    seen = []
+    real = _losses.loss_columns
+    monkeypatch.setattr(_losses, "loss_columns", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    mmc.tl.train(adata, caption_key="caption", use_rep="X_pca", loss="triplet", epochs=1, hidden_dim=8)
+    assert seen
+    type_of = dict(zip(obs["caption"], obs["cell_type"], strict=False))
+    for cols in seen:
+        assert all(type_of[c] != type_of[n] for c, n in zip(cols["caption"], cols["negative"], strict=True))

@@ -62,6 +62,7 @@ def _copy(src: Path, dst: Path) -> Path:
 def test_own_model_loads_without_trusting_code(saved):
     model = mmc.models.load(saved)
     assert model.input_dim == 6
+    assert not any(m.training for m in model.modules())  # loaded ready to embed: no dropout in a direct forward
     direct = MMContextEncoder(str(saved))
     X = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
     np.testing.assert_array_equal(model.encode_cells(X), direct.encode_cells(X))

@@ -66,6 +66,8 @@ class MMContextEncoder(SentenceTransformer):
                 "model ships. Inspect the folder, and only if you trust it pass `trust_remote_code=True` "
                 "(`mmc.models.load(path, trust_remote_code=True)`)."
             ) from err
+        if model_name_or_path is not None:
+            self.eval()  # a loaded model is ready to embed (as transformers' from_pretrained): no dropout
 
     @classmethod
     def build(
@@ -315,8 +317,11 @@ def encode_omics(
     device = next(omics.parameters()).device
     for start in tqdm(starts, desc="Embedding cells", disable=not progress or len(starts) < 2):
         rows = X[start : start + batch_size]
-        padded = np.zeros((-(-len(rows) // 64) * 64, X.shape[1]), dtype=np.float32)
-        padded[: len(rows)] = rows
+        if len(rows) % 64 == 0:  # already a whole number of 64-row blocks
+            padded = np.ascontiguousarray(rows)
+        else:
+            padded = np.zeros((-(-len(rows) // 64) * 64, X.shape[1]), dtype=np.float32)
+            padded[: len(rows)] = rows
         emb = omics({"input_values": torch.from_numpy(padded).to(device)})["sentence_embedding"][: len(rows)]
         if normalize:
             emb = torch.nn.functional.normalize(emb, p=2, dim=1)

@@ -301,25 +301,26 @@ def make_loss(
     return loss
 
 
-def loss_columns(name: str, cells: list, captions: list[str], *, seed: int = 0) -> dict[str, list]:
+def loss_columns(
+    name: str, cells: list, captions: list[str], *, labels: list[str] | None = None, seed: int = 0
+) -> dict[str, list]:
     """Training columns for loss ``name`` from matched cells and captions.
 
-    ``"triplet"`` adds a ``negative`` column: for each cell a caption drawn at random among the *other*
-    distinct captions. ``"contrastive"`` returns two rows per cell, its caption with ``label`` 1 and a
-    different caption with ``label`` 0. The other losses take ``cell`` and ``caption`` as they are.
+    ``"triplet"`` adds a ``negative`` column: for each cell a caption of another label
+    (:func:`mmcontext.data._negatives.draw_negatives`, the sampler every path uses; without ``labels`` each caption
+    is its own label, so any other caption). ``"contrastive"`` returns two rows per cell, its caption with
+    ``label`` 1 and such a negative with ``label`` 0. The other losses take ``cell`` and ``caption`` as they are.
     A negative is only possible with at least two distinct captions.
     """
-    import numpy as np
+    from ..data._negatives import draw_negatives
 
     check_loss(name)
     if name not in ("triplet", "contrastive"):
         return {"cell": list(cells), "caption": list(captions)}
-    uniq, inverse = np.unique(np.asarray(captions, dtype=object).astype(str), return_inverse=True)
+    uniq = sorted({str(c) for c in captions})
     if len(uniq) < 2:
         raise ValueError(f"loss={name!r} needs negative captions, but all cells share one caption {uniq[0]!r}.")
-    rng = np.random.default_rng(seed)
-    # Draw among the other captions: an offset in 1..k-1 never lands on the cell's own caption.
-    neg = uniq[(inverse + rng.integers(1, len(uniq), size=len(inverse))) % len(uniq)].tolist()
+    neg = draw_negatives(captions, labels=labels, seed=seed)
     if name == "triplet":
         return {"cell": list(cells), "caption": list(captions), "negative": neg}
     return {

@@ -186,12 +186,16 @@ def _progress(chunks: Iterator[tuple[int, np.ndarray]], n_obs: int, params: dict
 
 
 def _collect(chunks: Iterator[tuple[int, np.ndarray]], n_obs: int, dim: int) -> np.ndarray:
-    out = np.empty((n_obs, dim), dtype=np.float32)
+    out = None
     done = 0
     for start, emb in chunks:
+        if out is None and start == 0 and emb.shape == (n_obs, dim) and emb.dtype == np.float32:
+            return emb  # one chunk of every cell (the obsm input): it is the result, not copied
+        if out is None:
+            out = np.empty((n_obs, dim), dtype=np.float32)
         out[start : start + len(emb)] = emb
         done += len(emb)
-    if done != n_obs:  # pragma: no cover - a broken reader
+    if done != n_obs or out is None:  # pragma: no cover - a broken reader
         raise RuntimeError(f"Embedded {done} of {n_obs} cells.")
     return out
 

@@ -119,7 +119,8 @@ def train(
         ``"mnrl"`` (default; in-batch negatives, repeated captions not counted as negatives, plus a term pulling
         each cell onto its caption's embedding so free-text queries behave like caption queries), ``"cached_mnrl"``
         (the same with gradient caching: large batches on small memory), ``"contrastive"`` (each cell paired with
-        its caption, label 1, and with another caption, label 0), ``"triplet"`` (cell, caption, another caption)
+        its caption, label 1, and with a caption of another cell type, label 0), ``"triplet"`` (cell, caption, a caption
+        of another cell type: the negatives :func:`mmcontext.pp.build_dataset` draws)
         or ``"clip"`` (symmetric cells<->captions loss with a learnable temperature);
         see :func:`mmcontext.models.make_loss`.
     matryoshka_dims
@@ -279,13 +280,14 @@ def train(
     if ds_in is None:
         names = adata.obs_names.to_numpy().astype(str)
         captions = adata.obs[caption_key].astype(object).to_numpy()
+        labels = _negative_labels(adata, caption_key, captions, ok)
         model.processor.add_store(ArrayStore(TRAIN_STORE, names, X))
     else:
         for file_store in ds_in["stores"].values():  # remembered in the model's config, re-opened after loading
             model.processor.add_store(file_store)
 
     def columns(idx: np.ndarray, cells: list) -> dict[str, list]:
-        return loss_columns(loss, cells, [str(c) for c in captions[idx]], seed=seed)
+        return loss_columns(loss, cells, [str(c) for c in captions[idx]], labels=list(labels[idx]), seed=seed)
 
     def dataset(idx: np.ndarray) -> Dataset:
         return Dataset.from_dict(columns(idx, [model.processor.ref(TRAIN_STORE, n) for n in names[idx]]))
@@ -442,6 +444,24 @@ def train(
         record(adata, "train", params)
     logger.info("trained on %d cells for %d epochs (%d steps)", len(train_cells), epochs, trainer.state.global_step)
     return model
+
+
+def _negative_labels(adata: AnnData, caption_key: str, captions: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """The label of each cell that a negative caption must differ from (``loss="triplet"`` / ``"contrastive"``).
+
+    As in :func:`mmcontext.pp.build_dataset`: the cell type column (:func:`mmcontext.pp._captions.cell_type_column`),
+    a cell without one labelled by its own caption; without such a column, or with fewer than two labels among the
+    training cells, each caption is its own label (a negative is then any other caption).
+    """
+    from ..pp._captions import cell_type_column
+
+    texts = np.asarray([str(c) for c in captions], dtype=object)
+    column = cell_type_column(adata, caption_key)
+    if column is None or column == caption_key:
+        return texts
+    values = adata.obs[column]
+    labels = np.where(values.isna().to_numpy(), texts, values.astype(str).to_numpy()).astype(object)
+    return labels if len(set(labels[ok])) >= 2 else texts
 
 
 def _space_from_prepare(adata: AnnData, key: str) -> dict[str, Any]:
