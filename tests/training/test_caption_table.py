@@ -20,7 +20,7 @@ def small():
 
 def _train_with(adata, monkeypatch, *, table: bool, **kwargs):
     if not table:
-        monkeypatch.setattr(_train, "_use_caption_table", lambda *args: False)
+        monkeypatch.setattr(_train, "use_caption_table", lambda *args: False)
     kwargs = {"epochs": 2, "batch_size": 32, "hidden_dim": 64, "seed": 0, **kwargs}
     model = mmc.tl.train(adata, **kwargs)
     monkeypatch.undo()
@@ -34,8 +34,8 @@ def _weights(model) -> torch.Tensor:
 @pytest.mark.parametrize("loss", ["mnrl", "triplet", "contrastive"])
 def test_table_path_trains_the_same_model_as_the_reference_path(small, monkeypatch, loss):
     calls = []
-    real = _train._use_caption_table
-    monkeypatch.setattr(_train, "_use_caption_table", lambda *a: calls.append(real(*a)) or calls[-1])
+    real = _train.use_caption_table
+    monkeypatch.setattr(_train, "use_caption_table", lambda *a: calls.append(real(*a)) or calls[-1])
     fast = mmc.tl.train(small.copy(), epochs=2, batch_size=32, hidden_dim=64, seed=0, loss=loss)
     monkeypatch.undo()
     assert calls == [True]  # frozen text from an AnnData takes the table path
@@ -67,12 +67,12 @@ def test_table_model_saves_and_loads_as_a_normal_model(small, tmp_path):
 
 def test_trainable_text_and_text_pairs_keep_the_reference_path(small):
     model = mmc.tl.train(small.copy(), epochs=1, batch_size=32, hidden_dim=64, seed=0)
-    assert _train._use_caption_table(model, None, None)
+    assert _train.use_caption_table(model, None, None)
     model.set_text_trainable(1)
-    assert not _train._use_caption_table(model, None, None)
+    assert not _train.use_caption_table(model, None, None)
     model.set_text_trainable(False)
-    assert not _train._use_caption_table(model, {"train": None}, None)  # dataset= input
-    assert not _train._use_caption_table(model, None, object())  # text pairs
+    assert not _train.use_caption_table(model, {"train": None}, None)  # dataset= input
+    assert not _train.use_caption_table(model, None, object())  # text pairs
 
 
 def test_caption_codes_share_rows_for_texts_that_tokenize_alike(small):

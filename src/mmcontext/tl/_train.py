@@ -12,13 +12,20 @@ import numpy as np
 
 from .. import _model_attrs
 from .._logging import logger
-from .._provenance import find_record, record
+from .._provenance import record
 from .._settings import settings
 from .._validation import check_adata, check_model, check_number, check_writable, get_obsm
-from ..pp._captions import caption_column
 from ..pp._prepare import init_key
 from ..training._checkpoints import checkpoint_dir, last_checkpoint, work_dir
 from ..training._device import PRECISIONS, loss_defaults, precision_args
+from ._train_inputs import (
+    caption_cells,
+    fit_model_calibration,
+    negative_labels,
+    space_from_prepare,
+    use_caption_table,
+    validation_evaluator,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -28,16 +35,6 @@ if TYPE_CHECKING:
 
 #: Name of the in-memory store the training cells are registered under.
 TRAIN_STORE = "train"
-
-
-def _captions(adata: AnnData, caption_key: str | None) -> tuple[str, np.ndarray]:
-    caption_key = caption_column(adata, caption_key)
-    col = adata.obs[caption_key]
-    texts = col.astype(object).to_numpy()
-    ok = np.array([isinstance(t, str) and bool(t.strip()) for t in texts])
-    if not ok.any():
-        raise ValueError(f"adata.obs[{caption_key!r}] holds no non-empty captions.")
-    return caption_key, ok
 
 
 def train(
@@ -195,7 +192,7 @@ def train(
         check_writable(adata, copy=False, offer_copy=False)  # train records into adata.uns
         key = init_key(adata, use_rep)
         X = get_obsm(adata, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
-        caption_key, ok = _captions(adata, caption_key)
+        caption_key, ok = caption_cells(adata, caption_key)
         if model is not None and model.input_dim != X.shape[1]:
             raise ValueError(
                 f"adata.obsm[{key!r}] has {X.shape[1]} features but the model's omics tower expects {model.input_dim}."
@@ -256,7 +253,7 @@ def train(
 
     if model is None:
         space = (
-            {"obsm_key": key, **_space_from_prepare(adata, key)}
+            {"obsm_key": key, **space_from_prepare(adata, key)}
             if ds_in is None
             else {"stores": sorted(ds_in["stores"])}
         )
@@ -280,7 +277,7 @@ def train(
     if ds_in is None:
         names = adata.obs_names.to_numpy().astype(str)
         captions = adata.obs[caption_key].astype(object).to_numpy()
-        labels = _negative_labels(adata, caption_key, captions, ok)
+        labels = negative_labels(adata, caption_key, captions, ok)
         model.processor.add_store(ArrayStore(TRAIN_STORE, names, X))
     else:
         for file_store in ds_in["stores"].values():  # remembered in the model's config, re-opened after loading
@@ -293,7 +290,7 @@ def train(
         return Dataset.from_dict(columns(idx, [model.processor.ref(TRAIN_STORE, n) for n in names[idx]]))
 
     # frozen text: each distinct caption is encoded once and batches are gathered by row index (same steps)
-    table = _use_caption_table(model, ds_in, pairs_ds)
+    table = use_caption_table(model, ds_in, pairs_ds)
     collator = None
     if table:
         from ..training._caption_table import IndexCollator, caption_codes, index_columns
@@ -323,7 +320,7 @@ def train(
     router_mapping = ds_in["router_mapping"] if ds_in else {"cell": "omics", "caption": "text", "negative": "text"}
     if collator is not None:
         collator.router_mapping = router_mapping
-    evaluator = _evaluator(eval_cols)
+    evaluator = validation_evaluator(eval_cols)
     loss_opts = {**loss_defaults(loss, str(model.device)), **(loss_kwargs or {})}
     loss_fn = make_loss(loss, model, matryoshka_dims=matryoshka_dims, **loss_opts)
     if pairs_ds is not None:  # a second dataset and loss: text pairs train the text tower in batches of their own
@@ -398,7 +395,7 @@ def train(
                 if keeper is not None:
                     keeper.restore()
             model.eval()
-            model.calibration = _calibration(
+            model.calibration = fit_model_calibration(
                 model, evaluator, captions[train_cells] if ds_in is None else ds_in["train"]
             )
         finally:
@@ -444,68 +441,3 @@ def train(
         record(adata, "train", params)
     logger.info("trained on %d cells for %d epochs (%d steps)", len(train_cells), epochs, trainer.state.global_step)
     return model
-
-
-def _negative_labels(adata: AnnData, caption_key: str, captions: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """The label of each cell that a negative caption must differ from (``loss="triplet"`` / ``"contrastive"``).
-
-    As in :func:`mmcontext.pp.build_dataset`: the cell type column (:func:`mmcontext.pp._captions.cell_type_column`),
-    a cell without one labelled by its own caption; without such a column, or with fewer than two labels among the
-    training cells, each caption is its own label (a negative is then any other caption).
-    """
-    from ..pp._captions import cell_type_column
-
-    texts = np.asarray([str(c) for c in captions], dtype=object)
-    column = cell_type_column(adata, caption_key)
-    if column is None or column == caption_key:
-        return texts
-    values = adata.obs[column]
-    labels = np.where(values.isna().to_numpy(), texts, values.astype(str).to_numpy()).astype(object)
-    return labels if len(set(labels[ok])) >= 2 else texts
-
-
-def _space_from_prepare(adata: AnnData, key: str) -> dict[str, Any]:
-    prep = find_record(adata, "prepare")
-    if prep.get("init_key") != key:
-        return {}
-    keys = ("method", "n_components", "layer")
-    return {k: prep[k] for k in keys if k in prep and not isinstance(prep[k], np.ndarray)}
-
-
-def _calibration(model: MMContextEncoder, evaluator, train_captions) -> dict[str, Any]:
-    """Label-probability calibration on the validation cells (``{}`` without them); see ``tl._calibration``."""
-    if evaluator is None:
-        return {}
-    from ._calibration import fit_calibration
-
-    if hasattr(train_captions, "column_names"):  # a training Dataset: its (positive) caption column
-        ds = train_captions
-        train_captions = (
-            ds["caption"]
-            if "label" not in ds.column_names
-            else [c for c, y in zip(ds["caption"], ds["label"], strict=True) if y == 1]
-        )
-    return fit_calibration(model, evaluator.cells, evaluator.captions, train_captions)
-
-
-def _use_caption_table(model: MMContextEncoder, ds_in, pairs_ds) -> bool:
-    """Whether training reads captions from a table computed once (cells from ``adata``, the text tower frozen)."""
-    from ..training._text_cache import frozen_prefix
-
-    return ds_in is None and pairs_ds is None and bool(frozen_prefix(model))
-
-
-def _evaluator(eval_ds):
-    """Cell -> caption retrieval on the validation split (matching pairs only), or None without one.
-
-    ``eval_ds``: a Dataset or a dict of columns (``cell``, ``caption``, optionally ``label``).
-    """
-    if eval_ds is None or not len(eval_ds["cell"]):
-        return None
-    from ..models._evaluator import CellCaptionEvaluator
-
-    cells, texts = list(eval_ds["cell"]), list(eval_ds["caption"])
-    if "label" in (eval_ds.column_names if hasattr(eval_ds, "column_names") else eval_ds):  # pairs: matching ones
-        keep = [i for i, y in enumerate(eval_ds["label"]) if y == 1]
-        cells, texts = [cells[i] for i in keep], [texts[i] for i in keep]
-    return CellCaptionEvaluator(cells, texts) if cells else None
