@@ -142,3 +142,15 @@ def test_pl_markers_shows_the_genes(trained_model, test_cells):
     with pytest.raises(KeyError, match="No marker explanation"):
         mmc.pl.markers(test_cells, "plasma cells", show=False)
     plt.close("all")
+
+
+def test_combined_evidence_is_summarised_as_read_and_not_kept(trained_model, test_cells):
+    names = [NK, "B cells"]
+    base = np.random.default_rng(0).random((test_cells.n_obs, 2)).astype(np.float32)
+    kept = marker_evidence(test_cells, trained_model, names)
+    kept.summarise(base + 0.05 * kept.scores)
+    streamed = marker_evidence(test_cells, trained_model, names, combine=(base, 0.05))
+    np.testing.assert_array_equal(streamed.scores, kept.scores)
+    assert all(z.shape[0] == 0 for z in streamed.per_gene)  # no cells x genes values held per name
+    for a, b in zip(kept.explain, streamed.explain, strict=True):
+        assert a["genes"] and a["gene_z_top"] == b["gene_z_top"] and a["gene_z_all"] == b["gene_z_all"]

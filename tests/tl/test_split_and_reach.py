@@ -107,3 +107,14 @@ def test_query_records_the_text_actually_embedded(full, trained_model):
     mmc.tl.query(full, trained_model, "monocytes", expand=None)
     assert full.uns["mmcontext"]["query"]["per_query"]["mmc_monocytes"]["text"] == "monocytes"
     assert "mmc_cells_with_high_mitochondrial_content" in full.uns["mmcontext"]["query"]["per_query"]
+
+
+def test_many_far_queries_are_one_warning(full, trained_model, caplog):
+    far = ["the weather in Paris tomorrow", "a recipe for apple pie", "stock prices in 1999", "how to tie a knot"]
+    with caplog.at_level(logging.WARNING, logger="mmcontext"):
+        mmc.tl.query(full, trained_model, ["CD56+ NK", *far], expand=None, copy=True)
+    warned = [r for r in caplog.records if "far from everything" in r.getMessage()]
+    assert len(warned) == 1
+    message = warned[0].getMessage()
+    assert message.startswith("4 of 5 queries are far from everything") and "'a recipe for apple pie'" in message
+    assert "how to tie a knot" not in message and message.count("(0.") == 3  # three named, then "..."

@@ -47,7 +47,7 @@ class CellCaptionEvaluator(BaseEvaluator):
         """Return the retrieval metrics of ``model`` on the validation cells."""
         distinct, truth = np.unique(self.captions, return_inverse=True)
         opts = {"batch_size": self.batch_size, "convert_to_numpy": True, "show_progress_bar": False}
-        cells = model.encode(self.cells, task="omics", **opts)
+        cells = encode_cell_inputs(model, self.cells, batch_size=self.batch_size)
         texts = model.encode(list(distinct), task="text", **opts)
         sims = cells @ texts.T
         own = sims[np.arange(len(sims)), truth]
@@ -60,3 +60,25 @@ class CellCaptionEvaluator(BaseEvaluator):
         metrics = self.prefix_name_to_metrics(metrics, self.name)
         self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
         return metrics
+
+
+#: Cell inputs resolved to one matrix at a time by :func:`encode_cell_inputs` (never all validation inputs at once).
+RESOLVE_CHUNK = 16_384
+
+
+def encode_cell_inputs(model, cells: Sequence[Any], *, batch_size: int = 256) -> np.ndarray:
+    """Unit embeddings of cell references or vectors, as ``model.encode(cells, task="omics")`` gives them.
+
+    An :class:`~mmcontext.models.MMContextEncoder` resolves the inputs through its processor chunk by chunk and
+    embeds each chunk with :meth:`~mmcontext.models.MMContextEncoder.encode_cells` (large batches, no per-row
+    work); any other model goes through ``encode``.
+    """
+    cells = list(cells)
+    if not (hasattr(model, "encode_cells") and hasattr(model, "processor")):
+        opts = {"batch_size": batch_size, "convert_to_numpy": True, "show_progress_bar": False}
+        return model.encode(cells, task="omics", normalize_embeddings=True, **opts)
+    parts = []
+    for start in range(0, len(cells), RESOLVE_CHUNK):
+        X = model.processor(cells[start : start + RESOLVE_CHUNK], model.input_dim).numpy()
+        parts.append(model.encode_cells(X, show_progress_bar=False))
+    return np.concatenate(parts) if parts else np.zeros((0, model.get_embedding_dimension()), np.float32)

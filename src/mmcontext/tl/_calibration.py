@@ -63,7 +63,9 @@ def fit_calibration(
     prior = np.array([counts.get(c, 0) + 0.5 for c in candidates], dtype=np.float64)
     prior /= prior.sum()
     opts = {"convert_to_numpy": True, "show_progress_bar": False, "normalize_embeddings": True}
-    scores = model.encode(list(cells), task="omics", **opts) @ model.encode(candidates, task="text", **opts).T
+    from ..models._evaluator import encode_cell_inputs
+
+    scores = encode_cell_inputs(model, cells) @ model.encode(candidates, task="text", **opts).T
     rows = np.arange(len(truth))
 
     def unpack(params: np.ndarray) -> tuple[float, float]:  # scale in [1e-3, 1e3] (free when weight is 0)

@@ -66,13 +66,15 @@ class Evidence:
     def summarise(self, combined: np.ndarray, *, top: int = TOP_CELLS) -> None:
         """Add each gene's mean standardised value in the ``top`` best cells (by ``combined``) and in all cells."""
         for j, info in enumerate(self.explain):
-            Z = self.per_gene[j]
-            if Z.shape[1] == 0:
-                info.update(gene_z_top=[], gene_z_all=[])
-                continue
-            best = np.argsort(-combined[:, j], kind="stable")[: min(top, len(combined))]
-            info["gene_z_top"] = [float(v) for v in Z[best].mean(axis=0)]
-            info["gene_z_all"] = [float(v) for v in Z.mean(axis=0)]
+            if "gene_z_top" not in info:  # (names summarised while the evidence was read are done)
+                info.update(_gene_summary(self.per_gene[j], combined[:, j], top))
+
+
+def _gene_summary(Z: np.ndarray, combined: np.ndarray, top: int = TOP_CELLS) -> dict[str, list[float]]:
+    if Z.shape[1] == 0:
+        return {"gene_z_top": [], "gene_z_all": []}
+    best = np.argsort(-combined, kind="stable")[: min(top, len(combined))]
+    return {"gene_z_top": [float(v) for v in Z[best].mean(axis=0)], "gene_z_all": [float(v) for v in Z.mean(axis=0)]}
 
 
 class _GeneReader:
@@ -160,6 +162,7 @@ def marker_evidence(
     *,
     markers: Mapping[str, Sequence[str] | str] | str | bool | None = True,
     use_rep: str | None = None,
+    combine: tuple[np.ndarray, float] | None = None,
 ) -> Evidence | None:
     """Marker evidence of each name on each cell, or ``None`` when ``markers`` is off.
 
@@ -176,6 +179,10 @@ def marker_evidence(
         (:meth:`~mmcontext.ontology.MarkerTable.load`); ``False`` / ``None``: no evidence.
     use_rep
         ``obsm`` key of the initial embedding, as given to the calling function.
+    combine
+        ``(scores, weight)``: the cells x names scores the evidence will be added to with that weight. Each name is
+        then summarised as it is read (:meth:`Evidence.summarise` on ``scores + weight * evidence``) and its
+        cells x genes values are not kept: memory stays at one name's genes, whatever the number of names.
 
     Returns
     -------
@@ -197,6 +204,10 @@ def marker_evidence(
         Z = reader.z(used)
         if used:
             scores[:, j] = Z.mean(axis=1)
+        summary = {}
+        if combine is not None:
+            summary = _gene_summary(Z, combine[0][:, j] + combine[1] * scores[:, j])
+            Z = Z[:0]  # summarised: not kept
         per_gene.append(Z)
         explain.append(
             {
@@ -211,6 +222,7 @@ def marker_evidence(
                 "missing_genes": [g for g in genes if g not in used],
                 "name_genes": list(found.name_genes) if found is not None else [],
                 "read_from": reader.how,
+                **summary,
             }
         )
         if not used:

@@ -165,11 +165,13 @@ def query(
     if contrast:
         known_emb = text_embeddings(model, [[c] for c in known])
         scores -= float(contrast) * best_similarity(cells, known_emb)[:, None]
-    evidence = marker_evidence(adata, model, queries, markers=markers, use_rep=use_rep) if weight else None
-    if evidence is not None:
-        if any(e["genes"] for e in evidence.explain):  # (no genes found for any query: nothing to add)
-            scores = scores + weight * evidence.scores
-        evidence.summarise(scores)
+    evidence = (
+        marker_evidence(adata, model, queries, markers=markers, use_rep=use_rep, combine=(scores, weight))
+        if weight
+        else None
+    )
+    if evidence is not None and any(e["genes"] for e in evidence.explain):  # (no genes for any query: nothing to add)
+        scores = scores + weight * evidence.scores
     probs = None
     if rerank is not None:
         from ._rerank import rerank_scores

@@ -71,14 +71,27 @@ def query_records(
             "caption_floor": float("nan") if floor is None else floor,
             "far": bool(far),
         }
-        if far:
-            logger.warning(
-                "query %r is far from everything the model was trained on: its best similarity to any cell is %.2f, "
-                "below %.2f, the least similarity of a training caption to its nearest other caption. Its scores rank "
-                "cells but do not mean they match; rephrase it with words of the training captions, or treat it as "
-                "unanswerable.",
-                query,
-                float(top),
-                floor,
-            )
+    far = [(rec["query"], rec["best_similarity"]) for rec in out.values() if rec["far"]]
+    if len(far) == 1:
+        logger.warning(
+            "query %r is far from everything the model was trained on: its best similarity to any cell is %.2f, "
+            "below %.2f, the least similarity of a training caption to its nearest other caption. Its scores rank "
+            "cells but do not mean they match; rephrase it with words of the training captions, or treat it as "
+            "unanswerable.",
+            far[0][0],
+            far[0][1],
+            floor,
+        )
+    elif far:  # one line for many, not one per query
+        shown = ", ".join(f"{q!r} ({top:.2f})" for q, top in far[:3]) + (", ..." if len(far) > 3 else "")
+        logger.warning(
+            "%d of %d queries are far from everything the model was trained on: their best similarity to any cell "
+            "is below %.2f, the least similarity of a training caption to its nearest other caption (%s). Their "
+            "scores rank cells but do not mean they match; rephrase them with words of the training captions, or "
+            "treat them as unanswerable ('far' in uns['mmcontext']['query']['per_query']).",
+            len(far),
+            len(out),
+            floor,
+            shown,
+        )
     return out
