@@ -237,3 +237,11 @@ def test_missing_backend_names_the_extra(cells, monkeypatch):
     monkeypatch.delitem(__import__("sys").modules, "faiss", raising=False)
     with pytest.raises(ImportError, match=r"pip install 'mmcontext\[search\]'"):
         mmc.tl.build_index(cells, method="faiss")
+
+
+def test_faiss_default_quantises_large_atlases():
+    from mmcontext.data._ann import FAISS_SQ8_FROM, Faiss
+
+    small, large = Faiss.defaults(10_000, 384), Faiss.defaults(FAISS_SQ8_FROM, 384)
+    assert small["factory"].endswith(",Flat") and large["factory"].endswith(",SQ8")
+    assert large["factory"].startswith("IVF") and large["nprobe"] == small["nprobe"] == 48

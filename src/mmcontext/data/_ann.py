@@ -101,8 +101,17 @@ class Exact(Backend):
         self.vectors = np.load(folder / self.file, mmap_mode="r")
 
 
+#: From this many cells on, the default faiss index stores 8-bit scalar-quantised vectors (``SQ8``, a quarter of the
+#: memory of ``Flat``; over 1M generated cells recall@100 0.980 vs 1.000 at nprobe 48, 0.97 vs 2.06 ms/query).
+FAISS_SQ8_FROM = 250_000
+
+
 class Faiss(Backend):
-    """faiss inverted lists (``IVF<nlist>,Flat``, inner product): k-means cells into lists, scan ``nprobe`` of them."""
+    """faiss inverted lists (inner product): k-means cells into lists, scan ``nprobe`` of them.
+
+    Default ``IVF<nlist>,Flat`` (full vectors), or ``IVF<nlist>,SQ8`` from :data:`FAISS_SQ8_FROM` cells on; any
+    faiss ``factory`` string can be passed.
+    """
 
     method = "faiss"
     file = "index.faiss"
@@ -110,7 +119,8 @@ class Faiss(Backend):
     @classmethod
     def defaults(cls, n: int, dim: int) -> dict[str, Any]:
         nlist = max(1, min(round(math.sqrt(n)), n // 39))
-        return {"factory": f"IVF{nlist},Flat", "nprobe": 48, "train_size": min(n, 64 * nlist)}
+        codes = "SQ8" if n >= FAISS_SQ8_FROM else "Flat"
+        return {"factory": f"IVF{nlist},{codes}", "nprobe": 48, "train_size": min(n, 64 * nlist)}
 
     def build(self, vectors: Any, n: int) -> None:
         faiss = _require("faiss", self.method)

@@ -161,8 +161,9 @@ def build_index(
         ``obsm`` key of the joint embedding (:func:`mmcontext.tl.embed`'s ``key_added``).
     method
         ``"exact"`` (every cell scored at search time; needs nothing), ``"faiss"`` (inverted lists,
-        ``IVF<sqrt(n)>,Flat``, ``nprobe=48``), ``"usearch"`` or ``"hnswlib"`` (HNSW graphs). The approximate ones
-        need the optional extra: ``pip install 'mmcontext[search]'``.
+        ``IVF<sqrt(n)>,Flat``, or ``IVF<sqrt(n)>,SQ8`` from 250,000 cells on: a quarter of the memory, recall@100
+        0.98; ``nprobe=48``), ``"usearch"`` or ``"hnswlib"`` (HNSW graphs). The approximate ones need the optional
+        extra: ``pip install 'mmcontext[search]'``.
     path
         Folder to save the index to (written atomically). Default: beside the data for a backed AnnData
         (``<file>.<key>.<method>.index``), else not saved.
