@@ -287,7 +287,7 @@ def train(
         return loss_columns(loss, cells, [str(c) for c in captions[idx]], labels=list(labels[idx]), seed=seed)
 
     def dataset(idx: np.ndarray) -> Dataset:
-        return Dataset.from_dict(columns(idx, [model.processor.ref(TRAIN_STORE, n) for n in names[idx]]))
+        return Dataset.from_dict(columns(idx, _refs(model, names[idx])))
 
     # frozen text: each distinct caption is encoded once and batches are gathered by row index (same steps)
     table = use_caption_table(model, ds_in, pairs_ds)
@@ -308,9 +308,7 @@ def train(
 
         train_ds = index_dataset(train_cells)
         eval_ds = index_dataset(val_cells) if n_val else None
-        eval_cols = (
-            columns(val_cells, [model.processor.ref(TRAIN_STORE, n) for n in names[val_cells]]) if n_val else None
-        )
+        eval_cols = columns(val_cells, _refs(model, names[val_cells])) if n_val else None
         collator = IndexCollator(preprocess_fn=model.preprocess, X=model.processor.stores[TRAIN_STORE].X)
     else:
         train_ds = dataset(train_cells) if ds_in is None else ds_in["train"]
@@ -441,3 +439,9 @@ def train(
         record(adata, "train", params)
     logger.info("trained on %d cells for %d epochs (%d steps)", len(train_cells), epochs, trainer.state.global_step)
     return model
+
+
+def _refs(model: MMContextEncoder, names: np.ndarray) -> list[str]:
+    """References of these training cells (``model.processor.ref`` of each name, built as one prefix)."""
+    prefix = model.processor.ref(TRAIN_STORE, "")
+    return [prefix + name for name in names.tolist()]

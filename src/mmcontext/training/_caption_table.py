@@ -148,7 +148,10 @@ class IndexRows(torch.utils.data.Dataset):
     """
 
     def __init__(self, dataset: Any) -> None:
-        self.columns = {name: np.asarray(values) for name, values in dataset.with_format("numpy")[:].items()}
+        if getattr(dataset, "_indices", None) is None:  # rows in table order: each Arrow column as numpy, no copy
+            self.columns = {name: dataset.data.column(name).to_numpy() for name in dataset.column_names}
+        else:
+            self.columns = {name: np.asarray(values) for name, values in dataset.with_format("numpy")[:].items()}
         self.n_rows = len(dataset)
 
     def __len__(self) -> int:
