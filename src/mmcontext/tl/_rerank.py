@@ -78,7 +78,7 @@ def train_reranker(
     """
     from ..models import CellTextReranker
     from ..training._reranker import fit_reranker
-    from ._train import _captions
+    from ._train_inputs import caption_cells
 
     check_adata(adata, min_obs=2)
     for name, value in (("epochs", epochs), ("n_negatives", n_negatives), ("batch_size", batch_size)):
@@ -88,7 +88,7 @@ def train_reranker(
     check_number(max_seconds, what="max_seconds", low=0.0, low_open=True, none=True)
     key = init_key(adata, use_rep)
     X = get_obsm(adata, key, hint=" Run `mmc.pp.prepare(adata)` or pass `use_rep=`.")
-    caption_key, ok = _captions(adata, caption_key)
+    caption_key, ok = caption_cells(adata, caption_key)
     captions = adata.obs[caption_key].astype(object).to_numpy()[ok].astype(str)
     if len(np.unique(captions)) < 2:
         raise ValueError(
