@@ -11,7 +11,7 @@ from conftest import make_adata
 import mmcontext as mmc
 from mmcontext._errors import StaleIndexError
 from mmcontext._validation import MMContextKeyError, adata_digest
-from mmcontext.tl import _search
+from mmcontext.tl import _nearest
 from mmcontext.tl._texts import query_texts, text_embeddings
 
 QUERIES = ["B cells", "natural killer cells", "a monocyte from blood"]
@@ -174,8 +174,8 @@ def test_approximate_index_with_filters(cells, model, monkeypatch):
     small = mmc.tl.search(cells, model, QUERIES, k=10, obs_filter=filt, index=index)  # few cells: scored exactly
     assert cells.uns["mmcontext"]["mmc_search"]["method"] == "exact"
     pd.testing.assert_frame_equal(small, exact)
-    monkeypatch.setattr(_search, "EXACT_SUBSET", 0)
-    monkeypatch.setattr(_search, "EXACT_FRACTION", 0.0)
+    monkeypatch.setattr(_nearest, "EXACT_SUBSET", 0)
+    monkeypatch.setattr(_nearest, "EXACT_FRACTION", 0.0)
     post = mmc.tl.search(cells, model, QUERIES, k=10, obs_filter=filt, index=index)  # widened, then post-filtered
     assert cells.uns["mmcontext"]["mmc_search"]["method"] == "hnswlib"
     assert cells.obs.loc[post["obs_name"], "tissue"].eq("lung").all()
