@@ -41,3 +41,15 @@ def test_saved_weights_follow_the_umask(tmp_path):
     assert weights
     assert {oct(stat.S_IMODE(w.stat().st_mode)) for w in weights} == {"0o644"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o755
+
+
+def test_training_on_a_dataset_shows_no_widget_bar(tiny, tmp_path, capfd):
+    mmc.pp.prepare(tiny)
+    ds = mmc.pp.build_dataset(tiny, tmp_path / "stores", validation_size=0.2)
+    capfd.readouterr()
+    model = mmc.tl.train(dataset=ds, epochs=1, batch_size=8, hidden_dim=8)
+    assert "Computing widget examples" not in capfd.readouterr().err
+    widget = model.model_card_data.widget[0]
+    examples = [widget["source_sentence"], *widget["sentences"]]
+    assert len(examples) == len(set(examples)) >= 2
+    assert set(examples) <= set(tiny.obs["mmc_caption"].astype(str))

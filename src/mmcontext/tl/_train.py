@@ -361,12 +361,14 @@ def train(
         keeper = KeepBestCallback(model, f"eval_{evaluator.primary_metric}") if keep_best and evaluator else None
         if keep_best and keeper is None:
             raise ValueError("keep_best=True needs validation cells: set validation_split > 0 (or a validation split).")
-        if ds_in is None and not model.model_card_data.widget:
+        if not model.model_card_data.widget:
             # distinct training captions as the card's examples; sentence-transformers would otherwise sample the
             # (repetitive) training pairs behind a "Computing widget examples" progress bar
-            distinct = list(dict.fromkeys(str(c) for c in captions[train_cells]))[:4]
-            model.model_card_data.widget = [{"source_sentence": distinct[0], "sentences": distinct[1:]}]
-            model.model_card_data.usage_examples = distinct[:3]
+            seen = captions[train_cells] if ds_in is None else ds_in["train"][:5000]["caption"]
+            distinct = list(dict.fromkeys(str(c) for c in seen))[:4]
+            if distinct:
+                model.model_card_data.widget = [{"source_sentence": distinct[0], "sentences": distinct[1:]}]
+                model.model_card_data.usage_examples = distinct[:3]
         trainer = MMContextTrainer(
             model=model,
             args=args,
