@@ -20,6 +20,8 @@ PRIVATE_OVERRIDES = (
     ("sentence_transformers", "SentenceTransformerTrainer", "_load_from_checkpoint"),
     # training/_trainer.MMContextTrainer: caption-table batches read from numpy columns
     ("sentence_transformers", "SentenceTransformerTrainer", "_build_dataloader"),
+    # training/_trainer.MMContextTrainer: gradient clipping in one foreach pass on a single process
+    ("sentence_transformers", "SentenceTransformerTrainer", "_clip_grad_norm"),
 )
 
 

@@ -52,6 +52,17 @@ class MMContextTrainer(SentenceTransformerTrainer):
         with _plain_text_route(self.model):
             return super()._load_from_checkpoint(*args, **kwargs)
 
+    def _clip_grad_norm(self, model):
+        # one process, no loss scaling: the same clipping in one foreach pass over the trainable parameters, without
+        # accelerate's per-parameter DTensor and device-mesh checks on every step
+        from accelerate.utils import DistributedType
+
+        plain = self.accelerator.distributed_type == DistributedType.NO and self.accelerator.scaler is None
+        if not plain:
+            return super()._clip_grad_norm(model)
+        params = [p for p in model.parameters() if p.grad is not None]
+        return torch.nn.utils.clip_grad_norm_(params, self.args.max_grad_norm, foreach=True)
+
     def _build_dataloader(self, dataset, batch_size: int, dataset_kind: str):
         # caption-table training: the stock loader's batch sampler, its rows read from numpy columns
         from datasets import Dataset
