@@ -148,10 +148,8 @@ class IndexRows(torch.utils.data.Dataset):
     """
 
     def __init__(self, dataset: Any) -> None:
-        if getattr(dataset, "_indices", None) is None:  # rows in table order: each Arrow column as numpy, no copy
-            self.columns = {name: dataset.data.column(name).to_numpy() for name in dataset.column_names}
-        else:
-            self.columns = {name: np.asarray(values) for name, values in dataset.with_format("numpy")[:].items()}
+        table = dataset.with_format("arrow")[:]  # the rows in dataset order, each column as numpy (no per-row work)
+        self.columns = {name: table.column(name).to_numpy() for name in table.column_names}
         self.n_rows = len(dataset)
 
     def __len__(self) -> int:
