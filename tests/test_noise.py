@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 
+import pytest
+
 import mmcontext as mmc
 
 
@@ -30,11 +32,16 @@ def test_no_nested_evaluation_bar():
     assert bar.prediction_bar is None
 
 
-def test_saved_weights_follow_the_umask(tmp_path):
+@pytest.mark.parametrize("how", ["save_model", "save_pretrained"])
+def test_saved_weights_follow_the_umask(tmp_path, how):
     model = mmc.models.MMContextEncoder.build(5)
     old = os.umask(0o022)
     try:
-        path = mmc.models.save_model(model, tmp_path / "m")
+        if how == "save_model":
+            path = mmc.models.save_model(model, tmp_path / "m")
+        else:
+            path = tmp_path / "m"
+            model.save_pretrained(str(path))
     finally:
         os.umask(old)
     weights = sorted(path.rglob("*.safetensors"))

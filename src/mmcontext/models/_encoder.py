@@ -255,11 +255,10 @@ class MMContextEncoder(SentenceTransformer):
         if path is None:
             return
         from .._io import atomic_save_dir
-        from ._loader_file import write_loader_file
+        from ._io import write_model
 
         with atomic_save_dir(path) as tmp:
-            super().save(str(tmp), *args, **kwargs)
-            write_loader_file(tmp)
+            write_model(self, tmp, *args, **kwargs)
         if getattr(self.model_card_data, "save_dir", None):
             self.model_card_data.save_dir = os.fspath(path)  # not the temporary folder, which is gone
 

@@ -23,16 +23,26 @@ def save_model(model: MMContextEncoder, path: str | os.PathLike, **kwargs) -> Pa
 
     A process killed mid-save leaves the previous folder at ``path`` intact.
     """
-    from sentence_transformers import SentenceTransformer
-
     with atomic_dir(path) as tmp:
         with hf_progress():
-            # the plain save into the temporary folder (the model's own save_pretrained is atomic too; not twice)
-            SentenceTransformer.save(model, str(tmp), **kwargs)
-        write_loader_file(tmp)  # without mmcontext installed, loading says what to install
+            write_model(model, tmp, **kwargs)
         history = _model_attrs.history(model)
         if history is not None:
             (tmp / "training_history.json").write_text(json.dumps(history, indent=1))
-        for file in tmp.rglob("*"):  # safetensors writes weights 0600 (a temporary file's mode): use the umask
-            default_mode(file, directory=file.is_dir())
     return Path(path).resolve()
+
+
+def write_model(model: MMContextEncoder, folder: str | os.PathLike, **kwargs) -> None:
+    """The plain ``SentenceTransformer.save`` of ``model`` into the (temporary) ``folder``, completed.
+
+    Adds the loader file (without mmcontext installed, loading says what to install) and gives every file the
+    user's umask (safetensors writes weights 0600, a temporary file's mode). Both atomic saves write through this:
+    :func:`save_model` and ``model.save_pretrained``.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    folder = Path(folder)
+    SentenceTransformer.save(model, str(folder), **kwargs)
+    write_loader_file(folder)
+    for file in folder.rglob("*"):
+        default_mode(file, directory=file.is_dir())
