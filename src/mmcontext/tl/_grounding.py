@@ -191,16 +191,11 @@ def marker_evidence(
     """
     if markers is None or markers is False:
         return None
-    from ..ontology import MarkerTable
-
-    table = MarkerTable.load(None if markers is True else markers)
-    reader = _GeneReader(adata, model, use_rep)
+    lookup, reader = _marker_lookup(adata, model, markers, use_rep)
     scores = np.zeros((adata.n_obs, len(names)), dtype=np.float32)
     explain, per_gene = [], []
     for j, name in enumerate(names):
-        found = table.lookup(name)
-        genes = list(found.genes) if found is not None else []
-        used = reader.available(genes)
+        found, genes, used = lookup(name)
         Z = reader.z(used)
         if used:
             scores[:, j] = Z.mean(axis=1)
@@ -241,15 +236,23 @@ def marker_genes(
     """The marker genes :func:`marker_evidence` would use for each name (none read from the cells)."""
     if markers is None or markers is False:
         return [[] for _ in names]
+    lookup, _ = _marker_lookup(adata, model, markers, use_rep)
+    return [lookup(name)[2] for name in names]
+
+
+def _marker_lookup(adata: AnnData, model: MMContextEncoder, markers: Any, use_rep: str | None):
+    """``(lookup, reader)``: ``lookup(name)`` gives the table entry, its marker genes and those the cells carry."""
     from ..ontology import MarkerTable
 
     table = MarkerTable.load(None if markers is True else markers)
     reader = _GeneReader(adata, model, use_rep)
-    out = []
-    for name in names:
+
+    def lookup(name: str):
         found = table.lookup(name)
-        out.append(reader.available(list(found.genes)) if found is not None else [])
-    return out
+        genes = list(found.genes) if found is not None else []
+        return found, genes, reader.available(genes)
+
+    return lookup, reader
 
 
 def check_marker_weight(weight: Any) -> float:
@@ -266,12 +269,11 @@ def write_evidence(adata: AnnData, keys: Sequence[str], evidence: Evidence, weig
     """
     from .. import _keys
     from .._provenance import record
+    from ._obs import write_obs_columns
 
     previous = dict(adata.uns.get(_keys.UNS, {}).get("markers", {}))
     previous.pop("versions", None)
     previous.pop("time", None)
-    from ._obs import write_obs_columns
-
     found = [j for j, e in enumerate(evidence.explain) if e["genes"]]  # no column for a name without genes here
     columns = [f"{keys[j]}_markers" for j in found]
     stale = [f"{key}_markers" for key in keys]
