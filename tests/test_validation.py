@@ -117,3 +117,15 @@ def test_view_with_copy_true_is_allowed(tiny):
     view = tiny[:10]
     out = mmc.pp.prepare(view, caption_keys={"cell_type": "cell_type"}, ontology=False, copy=True)
     assert out.n_obs == 10 and not out.is_view and view.is_view
+
+
+def test_all_finite_is_exact_also_when_the_sum_overflows():
+    import warnings
+
+    from mmcontext._validation._values import all_finite
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning for huge finite values or for NaN/inf
+        assert all_finite(np.array([1e308, 1e308])) and all_finite(np.zeros((0, 3))) and all_finite(np.arange(4))
+        assert not all_finite(np.array([1.0, np.nan])) and not all_finite(np.array([np.inf, -np.inf]))
+        assert not all_finite(np.array([[1e308, np.inf]], dtype=np.float64))
