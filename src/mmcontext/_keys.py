@@ -42,6 +42,8 @@ DATASET_META = "mmcontext"
 LOSSES = ("mnrl", "cached_mnrl", "contrastive", "triplet", "clip")
 #: Losses that read ``(cell, caption, label)`` pairs; the others read ``(cell, caption[, negatives])``.
 PAIR_LOSSES = ("contrastive",)
+#: Losses whose training columns hold a negative caption per cell (a caption of another label).
+NEGATIVE_LOSSES = ("triplet", "contrastive")
 #: Kinds of supervised head (:func:`mmcontext.tl.fit_classifier`).
 TASKS = ("classification", "multilabel", "regression")
 

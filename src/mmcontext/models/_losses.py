@@ -11,7 +11,7 @@ from sentence_transformers.util import cos_sim
 from torch import Tensor
 
 from .._compat import embed_columns
-from .._keys import LOSSES  # the loss names make_loss and mmc.tl.train(loss=...) accept
+from .._keys import LOSSES, NEGATIVE_LOSSES  # the loss names make_loss and mmc.tl.train(loss=...) accept
 
 
 def _row_keys(features: dict[str, Tensor]) -> Tensor | None:
@@ -315,7 +315,7 @@ def loss_columns(
     from ..data._negatives import draw_negatives
 
     check_loss(name)
-    if name not in ("triplet", "contrastive"):
+    if name not in NEGATIVE_LOSSES:
         return {"cell": list(cells), "caption": list(captions)}
     uniq = sorted({str(c) for c in captions})
     if len(uniq) < 2:

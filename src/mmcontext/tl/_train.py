@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import _model_attrs
+from .. import _keys, _model_attrs
 from .._logging import logger
 from .._provenance import record
 from .._settings import settings
@@ -277,14 +277,16 @@ def train(
     if ds_in is None:
         names = adata.obs_names.to_numpy().astype(str)
         captions = adata.obs[caption_key].astype(object).to_numpy()
-        labels = negative_labels(adata, caption_key, captions, ok)
+        # the labels negatives must differ from, for the losses that draw negatives
+        labels = negative_labels(adata, caption_key, captions, ok) if loss in _keys.NEGATIVE_LOSSES else None
         model.processor.add_store(ArrayStore(TRAIN_STORE, names, X))
     else:
         for file_store in ds_in["stores"].values():  # remembered in the model's config, re-opened after loading
             model.processor.add_store(file_store)
 
     def columns(idx: np.ndarray, cells: list) -> dict[str, list]:
-        return loss_columns(loss, cells, [str(c) for c in captions[idx]], labels=list(labels[idx]), seed=seed)
+        cell_labels = None if labels is None else list(labels[idx])
+        return loss_columns(loss, cells, [str(c) for c in captions[idx]], labels=cell_labels, seed=seed)
 
     def dataset(idx: np.ndarray) -> Dataset:
         return Dataset.from_dict(columns(idx, _refs(model, names[idx])))
@@ -300,9 +302,10 @@ def train(
         rows = np.zeros(len(captions), dtype=np.int64)  # each cell's caption table row
         rows[cells] = codes[inverse]
 
+        by_text = dict(zip(distinct.tolist(), codes.tolist(), strict=True))
+
         def index_dataset(idx: np.ndarray) -> Dataset:
-            if loss in ("triplet", "contrastive"):  # negatives drawn among the captions
-                by_text = dict(zip(distinct.tolist(), codes.tolist(), strict=True))
+            if loss in _keys.NEGATIVE_LOSSES:  # negatives drawn among the captions
                 return Dataset.from_dict(index_columns(columns(idx, idx.tolist()), by_text))
             return Dataset.from_dict({"cell": idx.astype(np.int64), "caption": rows[idx]})
 
