@@ -255,7 +255,7 @@ class MMContextEncoder(SentenceTransformer):
         if path is None:
             return
         from .._io import atomic_save_dir
-        from ._io import write_model
+        from ._write import write_model
 
         with atomic_save_dir(path) as tmp:
             write_model(self, tmp, *args, **kwargs)

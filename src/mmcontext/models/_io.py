@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import _model_attrs
-from .._io import atomic_dir, default_mode
+from .._io import atomic_dir
 from .._settings import hf_progress
-from ._loader_file import write_loader_file
+from ._write import write_model
 
 if TYPE_CHECKING:
     from ._encoder import MMContextEncoder
@@ -30,19 +30,3 @@ def save_model(model: MMContextEncoder, path: str | os.PathLike, **kwargs) -> Pa
         if history is not None:
             (tmp / "training_history.json").write_text(json.dumps(history, indent=1))
     return Path(path).resolve()
-
-
-def write_model(model: MMContextEncoder, folder: str | os.PathLike, **kwargs) -> None:
-    """The plain ``SentenceTransformer.save`` of ``model`` into the (temporary) ``folder``, completed.
-
-    Adds the loader file (without mmcontext installed, loading says what to install) and gives every file the
-    user's umask (safetensors writes weights 0600, a temporary file's mode). Both atomic saves write through this:
-    :func:`save_model` and ``model.save_pretrained``.
-    """
-    from sentence_transformers import SentenceTransformer
-
-    folder = Path(folder)
-    SentenceTransformer.save(model, str(folder), **kwargs)
-    write_loader_file(folder)
-    for file in folder.rglob("*"):
-        default_mode(file, directory=file.is_dir())
