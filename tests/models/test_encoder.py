@@ -137,3 +137,24 @@ def test_column_stats_merge_chunks_like_numpy_on_the_selected_rows():
     np.testing.assert_allclose(std, X.astype(np.float64).std(axis=0), rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="No rows"):
         column_stats(X, np.array([], dtype=int))
+
+
+def test_caption_aware_loss_normalises_outputs_a_model_left_unnormalised(small_model):
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from mmcontext.models._losses import ends_normalised
+
+    torch.manual_seed(0)
+    cells = {"input_values": torch.randn(4, 12) * 5, "task": "omics"}
+    texts = small_model.preprocess(["a", "b", "c", "d"], task="text")
+    small_model.eval()
+    norm = small_model._modules.popitem()  # the final Normalize: outputs are no longer unit vectors
+    try:
+        assert not ends_normalised(small_model)
+        with torch.no_grad():
+            got = CaptionAwareMNRLoss(small_model)([dict(cells), dict(texts)], None)
+            ref = MultipleNegativesRankingLoss(small_model)([dict(cells), dict(texts)], None)
+    finally:
+        small_model._modules[norm[0]] = norm[1]
+    assert ends_normalised(small_model)
+    assert got.item() == pytest.approx(ref.item(), abs=1e-5)

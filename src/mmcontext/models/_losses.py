@@ -70,7 +70,8 @@ class CaptionAwareMNRLoss(MultipleNegativesRankingLoss):
         embeddings = embed_columns(self.model, sentence_features)
         anchors, positives = embeddings[0], embeddings[1]
         n = anchors.shape[0]
-        if self.similarity_fct is cos_sim:  # normalise once: the scores and the alignment term share it
+        # normalise once (the scores and the alignment term share it), unless the model's own last module did
+        if self.similarity_fct is cos_sim and not ends_normalised(self.model):
             embeddings = [torch.nn.functional.normalize(e, p=2, dim=1) for e in embeddings]
             anchors, positives = embeddings[0], embeddings[1]
         offset, columns = 0, embeddings[1:]
@@ -100,6 +101,16 @@ class CaptionAwareMNRLoss(MultipleNegativesRankingLoss):
                 cos = torch.nn.functional.cosine_similarity(anchors, positives, dim=1)
             loss = loss + self.align * (1 - cos).mean()
         return loss
+
+
+def ends_normalised(model) -> bool:
+    """Whether ``model``'s outputs are unit vectors: its last module is ``Normalize``.
+
+    ``MatryoshkaLoss`` truncates them and normalises again.
+    """
+    from sentence_transformers.base.modules import Normalize
+
+    return len(model) > 0 and isinstance(model[-1], Normalize)
 
 
 def _distributed() -> bool:

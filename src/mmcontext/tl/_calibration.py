@@ -11,11 +11,11 @@ classifier without information should.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 if TYPE_CHECKING:
     from ..models import MMContextEncoder
@@ -56,7 +56,8 @@ def fit_calibration(
     if len(cells) > MAX_CALIBRATION_CELLS:
         keep = np.sort(np.random.default_rng(0).choice(len(cells), MAX_CALIBRATION_CELLS, replace=False))
         cells, captions = [cells[i] for i in keep], [captions[i] for i in keep]
-    counts = Counter(dict(Counter(str(c) for c in train_captions).most_common(MAX_PRIOR_CAPTIONS)))
+    frequent = pd.Series(np.asarray(train_captions, dtype=object)).astype(str).value_counts()[:MAX_PRIOR_CAPTIONS]
+    counts = dict(zip(frequent.index, frequent.to_numpy().tolist(), strict=True))
     candidates = sorted(set(counts) | {str(c) for c in captions})
     index = {c: i for i, c in enumerate(candidates)}
     truth = np.array([index[str(c)] for c in captions])
@@ -85,7 +86,7 @@ def fit_calibration(
     return {
         "scale": scale,
         "weight": weight,
-        "prior": dict(counts.most_common()),
+        "prior": dict(counts),  # most frequent first
         "n_cells": len(truth),
         "n_captions": len(candidates),
         "nll": float(fit.fun),

@@ -35,7 +35,9 @@ def remember_split(model: MMContextEncoder, adata: AnnData, train_cells: np.ndar
     """Mark ``adata.obs['mmc_split']``, keep the cells' names with the model; return the counts for ``uns``."""
     names = adata.obs_names.to_numpy().astype(str)
     model.mmc_split = {"train": names[train_cells], "validation": names[val_cells]}
-    adata.obs[_keys.SPLIT] = split_column(adata.obs_names, names[train_cells], names[val_cells])
+    codes = np.full(adata.n_obs, 2, dtype=np.int8)  # the cells are rows of this AnnData: no lookup by name
+    codes[val_cells], codes[train_cells] = 1, 0
+    adata.obs[_keys.SPLIT] = pd.Categorical.from_codes(codes, categories=list(SPLIT_CATEGORIES))
     return split_counts(adata.obs[_keys.SPLIT])
 
 

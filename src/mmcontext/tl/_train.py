@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from .. import _keys, _model_attrs
 from .._logging import logger
@@ -19,6 +20,7 @@ from ..pp._prepare import init_key
 from ..training._checkpoints import checkpoint_dir, last_checkpoint, work_dir
 from ..training._device import PRECISIONS, loss_defaults, precision_args
 from ._train_inputs import (
+    SCORED_VALIDATION_CELLS,
     caption_cells,
     fit_model_calibration,
     negative_labels,
@@ -129,7 +131,8 @@ def train(
         Shape of a new omics tower.
     validation_split
         Fraction of cells held out to report validation metrics each epoch and, after training, to calibrate the
-        label probabilities of :func:`mmcontext.tl.annotate` (0 to skip both).
+        label probabilities of :func:`mmcontext.tl.annotate` (0 to skip both). Of a larger split, a random
+        10,000 of the held-out cells are scored (the rest stay out of training too).
     output_dir
         Save the trained model here (``save_pretrained`` layout), replacing the folder atomically.
     save_steps
@@ -248,6 +251,7 @@ def train(
     rng.shuffle(cells)
     n_val = round(validation_split * len(cells)) if len(cells) >= 20 else 0
     val_cells, train_cells = cells[:n_val], cells[n_val:]
+    scored_cells = val_cells[:SCORED_VALIDATION_CELLS]  # validation loss, metrics and calibration (a random subset)
     if ds_in is not None:  # X holds a sample of the training cells, for the input scaler
         train_cells, n_val = np.arange(len(X)), len(ds_in["eval"] or [])
 
@@ -310,12 +314,12 @@ def train(
             return Dataset.from_dict({"cell": idx.astype(np.int64), "caption": rows[idx]})
 
         train_ds = index_dataset(train_cells)
-        eval_ds = index_dataset(val_cells) if n_val else None
-        eval_cols = columns(val_cells, _refs(model, names[val_cells])) if n_val else None
+        eval_ds = index_dataset(scored_cells) if n_val else None
+        eval_cols = columns(scored_cells, _refs(model, names[scored_cells])) if n_val else None
         collator = IndexCollator(preprocess_fn=model.preprocess, X=model.processor.stores[TRAIN_STORE].X)
     else:
         train_ds = dataset(train_cells) if ds_in is None else ds_in["train"]
-        eval_ds = (dataset(val_cells) if n_val else None) if ds_in is None else ds_in["eval"]
+        eval_ds = (dataset(scored_cells) if n_val else None) if ds_in is None else ds_in["eval"]
         eval_cols = eval_ds
     steps_per_epoch = math.ceil(len(train_ds) / batch_size)
     router_mapping = ds_in["router_mapping"] if ds_in else {"cell": "omics", "caption": "text", "negative": "text"}
@@ -368,7 +372,7 @@ def train(
             # distinct training captions as the card's examples; sentence-transformers would otherwise sample the
             # (repetitive) training pairs behind a "Computing widget examples" progress bar
             seen = captions[train_cells] if ds_in is None else ds_in["train"][:5000]["caption"]
-            distinct = list(dict.fromkeys(str(c) for c in seen))[:4]
+            distinct = [str(c) for c in pd.unique(np.asarray(seen, dtype=object))[:4]]
             if distinct:
                 model.model_card_data.widget = [{"source_sentence": distinct[0], "sentences": distinct[1:]}]
                 model.model_card_data.usage_examples = distinct[:3]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from .._provenance import find_record
 from ..pp._captions import caption_column
@@ -18,12 +19,21 @@ if TYPE_CHECKING:
 
     from ..models import MMContextEncoder
 
+#: Held-out cells whose loss and metrics are computed each epoch and that fit the calibration: a random subset of a
+#: larger validation split (10,000 cells estimate them to within about a percent; scoring 100,000 cost a tenth of an
+#: epoch at 1M cells).
+SCORED_VALIDATION_CELLS = 10_000
+
 
 def caption_cells(adata: AnnData, caption_key: str | None) -> tuple[str, np.ndarray]:
     caption_key = caption_column(adata, caption_key)
     col = adata.obs[caption_key]
-    texts = col.astype(object).to_numpy()
-    ok = np.array([isinstance(t, str) and bool(t.strip()) for t in texts])
+    if isinstance(col.dtype, pd.CategoricalDtype):  # one check per category, not per cell
+        good = np.array([isinstance(t, str) and bool(t.strip()) for t in col.cat.categories], dtype=bool)
+        codes = col.cat.codes.to_numpy()
+        ok = (codes >= 0) & good[np.maximum(codes, 0)] if len(good) else np.zeros(len(col), dtype=bool)
+    else:
+        ok = np.array([isinstance(t, str) and bool(t.strip()) for t in col.astype(object).to_numpy()], dtype=bool)
     if not ok.any():
         raise ValueError(f"adata.obs[{caption_key!r}] holds no non-empty captions.")
     return caption_key, ok
