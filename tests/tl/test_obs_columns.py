@@ -47,6 +47,19 @@ def test_a_block_without_float32_neighbours_joins_without_a_copy():
     assert np.shares_memory(adata.obs["a"].to_numpy(), values)
 
 
+def test_no_new_columns_only_drops_and_copies_nothing():
+    adata = _adata()
+    adata.obs = adata.obs[["cell_type"]]
+    values = np.asfortranarray(np.ones((50, 2), dtype=np.float32))
+    write_obs_columns(adata, ["a", "b"], values)
+    obs = adata.obs
+    write_obs_columns(adata, [], np.zeros((50, 0), dtype=np.float32), drop=["not_there"])
+    assert adata.obs is obs  # nothing to drop: obs untouched (a concatenation would copy the float32 columns)
+    write_obs_columns(adata, [], np.zeros((50, 0), dtype=np.float32), drop=["a"])
+    assert list(adata.obs.columns) == ["cell_type", "b"]
+    np.testing.assert_array_equal(adata.obs["b"].to_numpy(), values[:, 1])
+
+
 def test_wrong_shape_names_the_shape():
     with pytest.raises(ValueError, match=r"shape \(49, 2\) for 2 obs columns of 50 cells"):
         write_obs_columns(_adata(), ["a", "b"], np.zeros((49, 2), dtype=np.float32))

@@ -25,8 +25,12 @@ def write_obs_columns(adata: AnnData, names: Sequence[str], values: np.ndarray, 
     values = np.asarray(values)
     if values.shape != (adata.n_obs, len(names)):
         raise ValueError(f"values of shape {values.shape} for {len(names)} obs columns of {adata.n_obs} cells.")
-    new = pd.DataFrame(values, index=adata.obs.index, columns=names, copy=False)
     clash = adata.obs.columns.isin([*names, *drop])
     kept = adata.obs.loc[:, ~clash] if clash.any() else adata.obs
+    if not names:  # only columns to drop: no concatenation (which would copy every float column of obs)
+        if clash.any():
+            adata.obs = kept
+        return
+    new = pd.DataFrame(values, index=adata.obs.index, columns=names, copy=False)
     same_dtype = any(dtype == values.dtype for dtype in kept.dtypes)
     adata.obs = pd.concat([kept, new], axis=1, copy=same_dtype)
