@@ -156,5 +156,5 @@ def test_caption_aware_loss_normalises_outputs_a_model_left_unnormalised(small_m
             ref = MultipleNegativesRankingLoss(small_model)([dict(cells), dict(texts)], None)
     finally:
         small_model._modules[norm[0]] = norm[1]
-    assert ends_normalised(small_model)
+    assert ends_normalised(small_model) and not ends_normalised(torch.nn.Identity())
     assert got.item() == pytest.approx(ref.item(), abs=1e-5)

@@ -110,7 +110,7 @@ def ends_normalised(model) -> bool:
     """
     from sentence_transformers.base.modules import Normalize
 
-    return len(model) > 0 and isinstance(model[-1], Normalize)
+    return isinstance(model, torch.nn.Sequential) and len(model) > 0 and isinstance(model[-1], Normalize)
 
 
 def _distributed() -> bool:
