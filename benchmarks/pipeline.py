@@ -13,16 +13,20 @@ without the prepare). Steps, each timed with the process's peak RSS sampled ever
 
 Ratios: pipeline seconds / the sum of the bounds; peak RSS / (input matrix + joint embedding, float32 bytes).
 
+``--steps`` picks the steps after ``prepare``, ``train`` and ``embed`` and their order (default
+``index,search,query``: the issue's pipeline, then a query over the same cells with the index still in memory;
+``query`` alone is the issue's "Memory" pipeline). The totals are printed for the whole run and for the run up to
+each later step.
+
 Run (under the benchmark lock)::
 
-    PYTHONPATH=src python benchmarks/pipeline.py [n_cells]
+    PYTHONPATH=src python benchmarks/pipeline.py [n_cells] [--steps index,search,query]
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -108,49 +112,68 @@ def plain_search(model, index, params: dict, queries: list[str]) -> float:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n_cells", type=int, nargs="?", default=1_000_000)
+    parser.add_argument("--steps", default="index,search,query", help="after prepare, train, embed; comma-separated")
+    args = parser.parse_args()
+    n, later = args.n_cells, [s for s in args.steps.split(",") if s]
+    if unknown := set(later) - {"index", "search", "query"}:
+        parser.error(f"unknown steps {sorted(unknown)}")
+    if "search" in later and ("index" not in later or later.index("search") < later.index("index")):
+        parser.error("search needs index before it")
     mmc.settings.progress = False
     queries = [f"a type {k % 40} cell{' from blood' * (k // 40)}" for k in range(100)]
     adata = make_adata(n, prepare=False)
     X = adata.obsm["X_pca"]
     base = X.nbytes + n * 384 * 4
     print(f"{n} cells x {X.shape[1]}; input {X.nbytes / 2**20:.0f} MiB + joint embedding {n * 384 * 4 / 2**20:.0f} MiB")
-    steps = []
-    with Peak() as p:
-        mmc.pp.prepare(adata, use_rep="X_pca", caption_keys="cell_type", ontology=False)
-    steps.append(("pp.prepare (use_rep)", p))
-    with Peak() as p:
-        model = mmc.tl.train(adata, epochs=1, batch_size=256, seed=0)
-    steps.append(("tl.train 1 epoch, frozen text", p))
-    with Peak() as p:
-        mmc.tl.embed(adata, model)
-    steps.append(("tl.embed", p))
-    with Peak() as p:
-        mmc.tl.query(adata, model, queries)
-    steps.append(("tl.query, 100 queries", p))
     work = tempfile.mkdtemp(prefix="mmc_pipeline_")
-    with Peak() as p:
-        index = mmc.tl.build_index(adata, method="faiss", path=os.path.join(work, "cells.index"))
-    steps.append(("tl.build_index faiss (saved)", p))
-    with Peak() as p:
-        hits = mmc.tl.search(adata, model, queries, k=100, index=index, expand=None)
-    steps.append(("tl.search faiss, 100 queries", p))
-    assert len(hits) == 100 * 100, len(hits)
+    steps, state = [], {}
+
+    def run(name, fn, *args, **kwargs):
+        with Peak() as p:
+            out = fn(*args, **kwargs)
+        steps.append((name, p))
+        return out
+
+    run("pp.prepare (use_rep)", mmc.pp.prepare, adata, use_rep="X_pca", caption_keys="cell_type", ontology=False)
+    model = run("tl.train 1 epoch, frozen text", mmc.tl.train, adata, epochs=1, batch_size=256, seed=0)
+    run("tl.embed", mmc.tl.embed, adata, model)
+    for step in later:
+        if step == "index":
+            path = os.path.join(work, "cells.index")
+            state["index"] = run("tl.build_index faiss (saved)", mmc.tl.build_index, adata, method="faiss", path=path)
+        elif step == "search":
+            search = {"k": 100, "index": state["index"], "expand": None}
+            hits = run("tl.search faiss, 100 queries", mmc.tl.search, adata, model, queries, **search)
+            assert len(hits) == 100 * 100, len(hits)
+        else:
+            run("tl.query, 100 queries", mmc.tl.query, adata, model, queries)
     # the plain bounds after the pipeline, so their memory never counts in its peaks
     emb = adata.obsm["X_mmc"]
-    bounds = [0.0, plain_frozen(adata), plain_embed(model, X), plain_query(model, emb, queries)]
-    index_s, plain = plain_index(model, emb, index.params, os.path.join(work, "plain.faiss"))
-    bounds += [index_s, plain_search(model, plain, index.params, queries)]
+    bounds = [0.0, plain_frozen(adata), plain_embed(model, X)]
+    for step in later:
+        if step == "index":
+            index_s, state["plain"] = plain_index(model, emb, state["index"].params, os.path.join(work, "plain.faiss"))
+            bounds.append(index_s)
+        elif step == "search":
+            bounds.append(plain_search(model, state["plain"], state["index"].params, queries))
+        else:
+            bounds.append(plain_query(model, emb, queries))
     shutil.rmtree(work, ignore_errors=True)
     rows = [(name, p, b) for (name, p), b in zip(steps, bounds, strict=True)]
     print(f"{'step':32s} {'s':>8s} {'bound s':>8s} {'ratio':>6s} {'peak RSS MiB':>13s} {'/ (input+emb)':>14s}")
     for name, p, bound in rows:
         ratio = f"{p.seconds / bound:.2f}" if bound else "-"
         print(f"{name:32s} {p.seconds:8.1f} {bound:8.1f} {ratio:>6s} {p.peak:13.0f} {p.peak * 2**20 / base:14.2f}")
-    total, bounds = sum(p.seconds for _, p, _ in rows), sum(b for *_, b in rows)
-    peak = max(p.peak for _, p, _ in rows)
-    print(f"pipeline {total:.1f} s vs plain bounds {bounds:.1f} s: {total / bounds:.2f}x; "
-          f"peak RSS {peak:.0f} MiB = {peak * 2**20 / base:.2f}x (input + joint embedding)")  # fmt: skip
+    for last in range(3, len(rows) + 1):
+        part = rows[:last]
+        total, bound = sum(p.seconds for _, p, _ in part), sum(b for *_, b in part)
+        peak = max(p.peak for _, p, _ in part)
+        print(f"pipeline through {part[-1][0]}: {total:.1f} s vs plain bounds {bound:.1f} s: {total / bound:.2f}x; "
+              f"peak RSS {peak:.0f} MiB = {peak * 2**20 / base:.2f}x (input + joint embedding)")  # fmt: skip
 
 
 if __name__ == "__main__":
