@@ -2,9 +2,9 @@
 
 Generates an AnnData of ``--n-cells`` cells (``--input-dim``-d initial embedding, 40 cell types with distinct
 centres, 8 donors) and a small model trained on 20,000 of its cells, then runs every step in its own child
-process (so each step's peak RSS is its own: VmRSS sampled every 5 ms by a thread, reported as the peak and as
-the increase over the RSS the step started from). In each child the step and its plain bound alternate
-``--repeats`` times; the best time of each is kept. Steps:
+process (so each step's peak RSS is its own: the kernel's high-water mark reset at the step's start,
+``benchmarks/_rss.py``, reported as the peak and as the increase over the RSS the step started from). In each
+child the step and its plain bound alternate ``--repeats`` times; the best time of each is kept. Steps:
 
 - ``embed``: ``tl.embed`` from ``obsm`` vs the same MLP in plain torch (batches of 1024, normalised rows) into a
   new array (as ``tl.embed`` returns one).
@@ -35,13 +35,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _rss import Peak  # benchmarks/_rss.py (the script's folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 SRC = str(HERE.parent / "src")
@@ -58,36 +58,6 @@ K = 100
 
 
 # -- measuring ------------------------------------------------------------------------------------
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")  # pragma: no cover
-
-
-class Peak:
-    """Peak VmRSS while the block runs (sampled every 5 ms), and the RSS it started from."""
-
-    def __enter__(self) -> Peak:
-        self.start = self.peak = rss_mb()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        self.t0 = time.perf_counter()
-        return self
-
-    def _sample(self) -> None:
-        while not self._done.wait(0.005):
-            self.peak = max(self.peak, rss_mb())
-
-    def __exit__(self, *exc) -> None:
-        self.seconds = time.perf_counter() - self.t0
-        self._done.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_mb())
-
-
 def ab(step: Callable[[], object], bound: Callable[[], object], repeats: int) -> dict:
     """Alternate bound and step ``repeats`` times; best time and largest peak of each."""
     out = {"seconds": float("inf"), "bound_seconds": float("inf"), "peak_mb": 0.0, "bound_peak_mb": 0.0}

@@ -1,7 +1,8 @@
 """The whole atlas pipeline on generated data: time and peak RSS of each step against its plain bound, one run.
 
 ``n`` cells (default 1,000,000) x 50-d ``obsm['X_pca']``, 40 cell types and captions (``train_speed.make_adata``
-without the prepare). Steps, each timed with the process's peak RSS sampled every 5 ms while it runs:
+without the prepare). Steps, each timed, with the process's peak RSS while it runs (the kernel's high-water mark,
+reset at the step's start: ``benchmarks/_rss.py``):
 
 1. ``pp.prepare(adata, use_rep="X_pca")`` -- bound: nothing to compute (0 s);
 2. ``tl.train`` 1 epoch, frozen text, batch 256 -- bound: the plain torch loop of ``train_speed.plain_frozen``;
@@ -28,7 +29,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,38 +37,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 import torch
+from _rss import Peak
 from train_speed import make_adata, plain_frozen  # benchmarks/ is on sys.path
 
 import mmcontext as mmc
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class Peak:
-    """Peak RSS while the block runs (sampled every 5 ms)."""
-
-    def __enter__(self):
-        self.peak, self.done = rss_mb(), threading.Event()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-        self.t = time.perf_counter()
-        return self
-
-    def _sample(self):
-        while not self.done.wait(0.005):
-            self.peak = max(self.peak, rss_mb())
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.t
-        self.done.set()
-        self.thread.join()
-        self.peak = max(self.peak, rss_mb())
 
 
 def plain_embed(model, X: np.ndarray) -> float:

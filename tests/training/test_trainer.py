@@ -76,3 +76,21 @@ def test_training_scores_a_subset_of_a_large_validation_split(monkeypatch):
     assert model.calibration["n_cells"] == 7
     assert any("eval_loss" in entry for entry in model.mmc_history)
     assert not gc.isenabled() or gc.get_freeze_count() == 0  # the trainer's gc.freeze() was undone
+
+
+def test_a_callers_gc_freeze_is_left_alone(monkeypatch):
+    import gc
+
+    from transformers import Trainer
+
+    seen = []
+    monkeypatch.setattr(Trainer, "train", lambda self, *a, **k: seen.append(gc.get_freeze_count()) or "done")
+    trainer = object.__new__(MMContextTrainer)
+    assert MMContextTrainer.train(trainer) == "done" and seen[-1] > 0 and gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert MMContextTrainer.train(trainer) == "done"
+        assert gc.get_freeze_count() == frozen  # still frozen after training
+    finally:
+        gc.unfreeze()

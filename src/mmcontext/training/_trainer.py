@@ -43,12 +43,16 @@ class MMContextTrainer(SentenceTransformerTrainer):
     def train(self, *args, **kwargs):
         # the Trainer's gc.collect() at the start (accelerate's free_memory) and the collections while training skip
         # the objects that existed before (the AnnData, the datasets): collecting them took 0.3 s at 200k cells
-        gc.freeze()
+        # (a caller that froze objects itself, e.g. before forking workers, keeps its own freeze untouched)
+        ours = gc.get_freeze_count() == 0
+        if ours:
+            gc.freeze()
         try:
             with cached_lomo_check():
                 return super().train(*args, **kwargs)
         finally:
-            gc.unfreeze()
+            if ours:
+                gc.unfreeze()
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         # Multi-dataset training (train(text_pairs=...)) validates on its cells alone, a one-entry dict: evaluate it
