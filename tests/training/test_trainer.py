@@ -91,6 +91,7 @@ def test_a_callers_gc_freeze_is_left_alone(monkeypatch):
     try:
         frozen = gc.get_freeze_count()
         assert MMContextTrainer.train(trainer) == "done"
-        assert gc.get_freeze_count() == frozen  # still frozen after training
+        # still frozen after training (a few frozen objects may have been freed meanwhile; unfreeze would give 0)
+        assert gc.get_freeze_count() > frozen // 2
     finally:
         gc.unfreeze()
