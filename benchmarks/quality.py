@@ -253,7 +253,7 @@ def main() -> None:
             y = probe.obs[PBMC_LABEL_KEY].astype(str).to_numpy() == label
             in_test = probe.obs_names.isin(test.obs_names)
             mmc.tl.annotate(probe, loo, labels, use_rep="X_mmc_init")
-            S = probe.obsm["mmc_label_scores"]
+            S = mmc.tl.label_scores(probe)  # the labels as given (obsm holds h5ad-safe column names)
             margin = S[label] - S.drop(columns=label).max(axis=1)
             lrows.append(
                 {
@@ -268,7 +268,10 @@ def main() -> None:
                     "AUROC synonym, contrast": roc_auc_score(y, probe.obs["_synonym_c"]),
                     "AUROC name, text only": roc_auc_score(y, probe.obs["_name_t"]),
                     "AUROC name, contrast, text only": roc_auc_score(y, probe.obs["_name_tc"]),
-                    "AUROC name, markers only": roc_auc_score(y, probe.obs["_name_markers"]),
+                    # no column when the panel holds none of the name's marker genes
+                    "AUROC name, markers only": (
+                        roc_auc_score(y, probe.obs["_name_markers"]) if "_name_markers" in probe.obs else np.nan
+                    ),
                     "marker genes": " ".join(probe.uns["mmcontext"]["markers"]["_name"]["genes"]),
                     "AUROC label margin": roc_auc_score(y, margin),
                 }
