@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 SPLIT_CATEGORIES = ("train", "validation", "unseen")
 
 
-def split_column(obs_names: pd.Index, train: np.ndarray, validation: np.ndarray) -> pd.Categorical:
-    """``"train"`` / ``"validation"`` for the named cells, ``"unseen"`` for every other cell of ``obs_names``."""
-    codes = np.full(len(obs_names), 2, dtype=np.int8)
-    codes[obs_names.get_indexer(pd.Index(validation))] = 1
-    codes[obs_names.get_indexer(pd.Index(train))] = 0
+def split_column(n_obs: int, train: np.ndarray, validation: np.ndarray) -> pd.Categorical:
+    """``"train"`` / ``"validation"`` for the cells at these positions, ``"unseen"`` for the other of ``n_obs``."""
+    codes = np.full(n_obs, 2, dtype=np.int8)
+    codes[validation] = 1
+    codes[train] = 0
     return pd.Categorical.from_codes(codes, categories=list(SPLIT_CATEGORIES))
 
 
@@ -35,9 +35,7 @@ def remember_split(model: MMContextEncoder, adata: AnnData, train_cells: np.ndar
     """Mark ``adata.obs['mmc_split']``, keep the cells' names with the model; return the counts for ``uns``."""
     names = adata.obs_names.to_numpy().astype(str)
     model.mmc_split = {"train": names[train_cells], "validation": names[val_cells]}
-    codes = np.full(adata.n_obs, 2, dtype=np.int8)  # the cells are rows of this AnnData: no lookup by name
-    codes[val_cells], codes[train_cells] = 1, 0
-    adata.obs[_keys.SPLIT] = pd.Categorical.from_codes(codes, categories=list(SPLIT_CATEGORIES))
+    adata.obs[_keys.SPLIT] = split_column(adata.n_obs, train_cells, val_cells)  # rows of this AnnData: no lookup
     return split_counts(adata.obs[_keys.SPLIT])
 
 
@@ -55,13 +53,13 @@ def mark_split(adata: AnnData, model: MMContextEncoder) -> bool:
     split = getattr(model, "mmc_split", None)
     if not split:
         return False
-    train, val = split["train"], split["validation"]
-    index = adata.obs_names
-    if not (index.get_indexer(pd.Index(train)) >= 0).all() or not (index.get_indexer(pd.Index(val)) >= 0).all():
+    train = adata.obs_names.get_indexer(pd.Index(split["train"]))
+    val = adata.obs_names.get_indexer(pd.Index(split["validation"]))
+    if not (train >= 0).all() or not (val >= 0).all():
         return False  # another dataset (or part of the training data): nothing to say about its cells
     from .._provenance import record
 
-    adata.obs[_keys.SPLIT] = split_column(index, train, val)
+    adata.obs[_keys.SPLIT] = split_column(adata.n_obs, train, val)
     params = {k: v for k, v in (getattr(model, "mmc_training", None) or {}).items() if k not in ("time", "versions")}
     record(adata, "train", {**params, **split_counts(adata.obs[_keys.SPLIT])})
     return True
