@@ -185,3 +185,17 @@ def test_train_on_tiny_synthetic_data_with_validation_split_zero(tiny):
     assert tiny.uns["mmcontext"]["train"]["n_validation"] == 0
     emb = model.encode_cells(tiny.obsm["X_mmc_init"])
     assert emb.shape == (40, 384)
+
+
+def test_captioned_cells_are_the_same_for_categorical_and_plain_columns():
+    import pandas as pd
+
+    from mmcontext.tl._train_inputs import caption_cells
+
+    values = ["a B cell", None, "  ", "a T cell", "a B cell", ""]
+    for column in (pd.Categorical(values), pd.Series(values, dtype=object).to_numpy()):
+        adata = ad.AnnData(obs=pd.DataFrame({"c": column}, index=[f"c{i}" for i in range(len(values))]))
+        assert caption_cells(adata, "c")[1].tolist() == [True, False, False, True, True, False]
+    empty = ad.AnnData(obs=pd.DataFrame({"c": pd.Categorical([None, None])}, index=["a", "b"]))
+    with pytest.raises(ValueError, match=r"adata.obs\['c'\] holds no non-empty captions"):
+        caption_cells(empty, "c")

@@ -10,6 +10,14 @@ from accelerate.utils import DistributedType
 from mmcontext.training._trainer import MMContextTrainer
 
 
+def _single_process_trainer() -> SimpleNamespace:
+    """What ``MMContextTrainer._clip_grad_norm`` reads of a trainer on one process without loss scaling."""
+    return SimpleNamespace(
+        accelerator=SimpleNamespace(distributed_type=DistributedType.NO, scaler=None),
+        args=SimpleNamespace(max_grad_norm=1.0),
+    )
+
+
 def test_single_process_clipping_clips_to_max_grad_norm_and_returns_the_norm_before():
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     frozen = torch.nn.Linear(2, 2)
@@ -20,10 +28,7 @@ def test_single_process_clipping_clips_to_max_grad_norm_and_returns_the_norm_bef
     for p in model[:2].parameters():
         p.grad = torch.randn_like(p) * 10
     before = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model[:2].parameters()]))
-    trainer = SimpleNamespace(
-        accelerator=SimpleNamespace(distributed_type=DistributedType.NO, scaler=None),
-        args=SimpleNamespace(max_grad_norm=1.0),
-    )
+    trainer = _single_process_trainer()
     norm = MMContextTrainer._clip_grad_norm(trainer, model)
     after = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model[:2].parameters()]))
     assert torch.isclose(norm, before) and before > 5
@@ -36,10 +41,7 @@ def test_single_process_clipping_leaves_small_gradients_alone():
     for p in model.parameters():
         p.grad = torch.full_like(p, 0.01)
     grads = [p.grad.clone() for p in model.parameters()]
-    trainer = SimpleNamespace(
-        accelerator=SimpleNamespace(distributed_type=DistributedType.NO, scaler=None),
-        args=SimpleNamespace(max_grad_norm=1.0),
-    )
+    trainer = _single_process_trainer()
     norm = MMContextTrainer._clip_grad_norm(trainer, model)
     assert torch.isclose(norm, torch.tensor(0.01 * 15**0.5))
     assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads, strict=True))

@@ -29,9 +29,8 @@ def caption_cells(adata: AnnData, caption_key: str | None) -> tuple[str, np.ndar
     caption_key = caption_column(adata, caption_key)
     col = adata.obs[caption_key]
     if isinstance(col.dtype, pd.CategoricalDtype):  # one check per category, not per cell
-        good = np.array([isinstance(t, str) and bool(t.strip()) for t in col.cat.categories], dtype=bool)
-        codes = col.cat.codes.to_numpy()
-        ok = (codes >= 0) & good[np.maximum(codes, 0)] if len(good) else np.zeros(len(col), dtype=bool)
+        good = [isinstance(t, str) and bool(t.strip()) for t in col.cat.categories]
+        ok = np.array([*good, False], dtype=bool)[col.cat.codes.to_numpy()]  # code -1 (missing): the last, False
     else:
         ok = np.array([isinstance(t, str) and bool(t.strip()) for t in col.astype(object).to_numpy()], dtype=bool)
     if not ok.any():
